@@ -1,0 +1,46 @@
+# annealbench — `make help` lists the targets.
+# On a fresh machine `make bench` and `make test` do all the set-up: they create the virtual
+# environment in $(VENV) and install the project into it when pyproject.toml changes.
+
+PYTHON   ?= python3
+VENV     ?= .venv
+PY       := $(VENV)/bin/python
+STAMP    := $(VENV)/.annealbench-installed
+SUITE    ?= quick
+RESULTS  ?= results/$(SUITE)
+WORKERS  ?=
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv test test-all bench figures report perf clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml scripts/install_torch.sh
+	@test -x $(PY) || { \
+	  if $(PYTHON) -c "import torch" >/dev/null 2>&1; then \
+	    echo "reusing the torch installed for $(PYTHON)"; $(PYTHON) -m venv --system-site-packages $(VENV); \
+	  else $(PYTHON) -m venv $(VENV); fi; }
+	@scripts/install_torch.sh $(PY)
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP) ## create/refresh the virtual environment (.venv) with the project installed
+
+test: $(STAMP) ## run the test suite (CPU; gpu tests skip without a GPU)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP) ## run the quick suite on embedded data, then the analysis and report
+	$(PY) -m bench run $(SUITE) --out $(RESULTS) $(if $(WORKERS),--workers $(WORKERS))
+	$(PY) -m analysis report $(RESULTS)
+
+figures: $(STAMP) ## rebuild every figure and table from the results store alone
+	$(PY) -m analysis report $(RESULTS)
+
+perf: $(STAMP) ## run the speed benchmarks and write docs/performance.md
+	$(PY) -m bench.perf --out docs/performance.md
+
+clean: ## remove caches (keeps .venv and results/)
+	rm -rf .pytest_cache .hypothesis build dist *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""annealbench: optimizers."""
