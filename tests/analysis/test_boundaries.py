@@ -1,0 +1,13 @@
+"""The analysis package reads the store only: it never imports the training code."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_analysis_never_imports_training_code():
+    code = ("import sys, analysis, analysis.report, analysis.figures, analysis.sensitivity, analysis.__main__; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'tasks', 'optimizers', 'bench', 'torch'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

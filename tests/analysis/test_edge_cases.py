@@ -1,0 +1,113 @@
+"""Edge cases give clear messages, not crashes: one seed, all diverged, missing baseline, one configuration."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.__main__ import main
+from analysis.claims import all_claims
+from analysis.store import StoreError, load_store
+from analysis.summary import Options, analyse
+from tests.analysis.synthetic import BASELINE, Synthetic, write_store
+
+CONFIGS = ((BASELINE, 0.0), ("muphi[window=linear]", 0.0))
+
+
+def test_one_seed_says_no_test_is_possible(make_store):
+    a = analyse(make_store(Synthetic(n_seeds=1, effects=CONFIGS)))
+    assert (a.paired["n"] == 1).all()
+    assert a.paired["note"].str.contains("no test possible: 1 paired seed").all()
+    assert a.paired["p_t"].isna().all() and not a.maxt
+    assert any("one seed only; no test is possible" in n for n in a.notes)
+    sentences = " ".join(all_claims(a)["Against the baseline"])
+    assert "no test possible" in sentences and "better" not in sentences
+
+
+def test_all_runs_diverged_reports_failures_only(make_store):
+    spec = Synthetic(n_seeds=3, effects=CONFIGS, tasks=("digits",),
+                     diverged=tuple(("digits", c, s, 200) for c, _ in CONFIGS for s in range(3)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no all-NaN slices along the way
+        a = analyse(make_store(spec))
+    assert a.failures["diverged"].tolist() == [3, 3]
+    assert a.failures["diverged_ci_high"].tolist() == [1.0, 1.0]
+    assert any("every eval run diverged or failed" in n for n in a.notes)
+    assert any("no completed run, so there is no target" in n for n in a.notes)
+    assert (a.paired["n"] == 0).all() and (a.paired["n_diverged"] == 3).all()
+    assert "diverged in 3 of 3 runs" in " ".join(all_claims(a)["Failures"])
+
+
+def test_missing_baseline_names_the_configurations(make_store, tmp_path, capsys):
+    store = make_store(Synthetic(n_seeds=2, effects=CONFIGS))
+    with pytest.raises(ValueError, match=r"baseline 'sgd' is not among the eval-stage configurations: \["):
+        analyse(store, Options(baseline="sgd"))
+    assert main(["report", str(store.root), "--baseline", "sgd", "--out", str(tmp_path / "r")]) == 2
+    assert "baseline 'sgd' is not among" in capsys.readouterr().err
+
+
+def test_baseline_by_optimizer_name_and_ambiguity(make_store):
+    store = make_store(Synthetic(n_seeds=2))
+    assert analyse(store, Options(baseline="adamw")).baseline == BASELINE
+    with pytest.raises(ValueError, match="baseline 'muphi' is ambiguous"):
+        analyse(store, Options(baseline="muphi"))
+
+
+def test_a_task_with_one_configuration_is_described_not_compared(tmp_path):
+    root = write_store(tmp_path / "s", Synthetic(n_seeds=3))
+    runs = pd.read_parquet(root / "runs.parquet")
+    drop = (runs["task"] == "quadratic") & (runs["config"] != BASELINE)
+    results = pd.read_parquet(root / "results.parquet")
+    results[~results["run_id"].isin(runs.loc[drop, "run_id"])].to_parquet(root / "results.parquet")
+    runs[~drop].to_parquet(root / "runs.parquet")
+    a = analyse(load_store(root))
+    assert set(a.paired["task"]) == {"digits"}
+    assert any("quadratic: only one configuration" in n for n in a.notes)
+    assert a.friedman is not None and a.friedman.n_blocks == 3  # digits' seeds only
+
+
+def test_no_eval_stage_is_a_clear_error(tmp_path):
+    root = write_store(tmp_path / "s", Synthetic(n_seeds=2))
+    runs = pd.read_parquet(root / "runs.parquet")
+    runs.assign(stage="tune").to_parquet(root / "runs.parquet")
+    with pytest.raises(StoreError, match="no eval-stage runs"):
+        analyse(load_store(root))
+
+
+def test_options_are_checked():
+    with pytest.raises(ValueError, match="alpha=1.5"):
+        Options(alpha=1.5)
+
+
+def test_tune_stage_runs_stay_out_of_the_comparisons(make_store):
+    store = make_store(Synthetic(n_seeds=2, effects=CONFIGS, tune_lrs=(1e-2, 1e-4)))
+    a = analyse(store)
+    assert len(a.endpoints) == 2 * 2 * 2
+    assert np.isin(a.endpoints["status"], ["done"]).all()
+
+
+def test_higher_is_better_metrics_are_oriented(tmp_path):
+    root = write_store(tmp_path / "s", Synthetic(n_seeds=8, run_sd=0.03, log_optimizer=False))
+    results = pd.read_parquet(root / "results.parquet")
+    results = results.assign(metric="val/acc", value=3.0 - results["value"])  # an accuracy-like mirror
+    results.to_parquet(root / "results.parquet")
+    a = analyse(load_store(root), Options(metric="val/acc"))
+    worse = a.paired[a.paired["config"] == "muphi[window=constant]"]
+    assert (worse["mean_diff"] < 0).all() and (worse["p_worse"] > 0.9).all() and (worse["a_better"] < 0.2).all()
+    ranks = dict(zip(a.friedman.configs, a.friedman.average_ranks))
+    assert ranks["muphi[window=constant]"] == pytest.approx(3.0)
+    sentences = [s for s in all_claims(a)["Against the baseline"] if "window=constant] is worse" in s]
+    assert len(sentences) == 2
+    assert a.per_config["reached_fraction"].notna().all()
+
+
+def test_few_seeds_say_the_wilcoxon_check_cannot_confirm(make_store):
+    a = analyse(make_store(Synthetic(n_seeds=4, effects=CONFIGS, tasks=("digits",))))
+    sentence = all_claims(a)["Against the baseline"][0]
+    assert "n = 4 paired seeds" in sentence
+    assert "With n = 4 seeds the Wilcoxon check cannot confirm at α = 0.05: its p-value cannot go below 0.125." in sentence
+    many = analyse(make_store(Synthetic(n_seeds=6, effects=CONFIGS, tasks=("digits",))))
+    assert "Wilcoxon check cannot confirm" not in all_claims(many)["Against the baseline"][0]
