@@ -1,0 +1,104 @@
+"""In-memory data: step-indexed training batches and fixed evaluation batches.
+
+Training data is an endless iterable whose `k`-th batch is a pure function of `(seed, k)`:
+examples are visited in epoch-wise permutations drawn from the seed's data stream, so batch `k`
+holds positions `[kB, (k+1)B)` of the concatenated permutations. The iterable starts at the
+trainer's current step, so a resumed run continues with exactly the batches it would have seen
+(Lightning's prefetching does not matter). There are no worker processes: a batch is a gather
+from tensors that are already in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+import pytorch_lightning as pl
+import torch
+
+from tasks import seeding
+
+Batch = tuple[torch.Tensor, ...]
+
+
+class EpochPermutations:
+    """Positions of the examples used by step `k`, epoch-wise permutations of `n` examples."""
+
+    def __init__(self, n: int, batch_size: int, seed: int) -> None:
+        if batch_size > n:
+            raise ValueError(f"batch_size={batch_size} exceeds the {n} training examples")
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self._recent: dict[int, torch.Tensor] = {}  # the permutations of the last two epochs
+
+    def _perm(self, epoch: int) -> torch.Tensor:
+        if epoch not in self._recent:
+            g = seeding.generator(self.seed, seeding.DATA, epoch)
+            self._recent = {e: p for e, p in self._recent.items() if e == epoch - 1}
+            self._recent[epoch] = torch.randperm(self.n, generator=g)
+        return self._recent[epoch]
+
+    def indices(self, step: int) -> torch.Tensor:
+        start = step * self.batch_size
+        stop = start + self.batch_size
+        first, last = start // self.n, (stop - 1) // self.n
+        if first == last:
+            return self._perm(first)[start - first * self.n: stop - first * self.n]
+        head = self._perm(first)[start - first * self.n:]
+        return torch.cat([head, self._perm(last)[: stop - last * self.n]])
+
+
+class StepBatches:
+    """An endless iterable: `make(step)` for step = start(), start()+1, ..."""
+
+    def __init__(self, make: Callable[[int], Batch], start: Callable[[], int]) -> None:
+        self.make, self.start = make, start
+
+    def __iter__(self) -> Iterator[Batch]:
+        step = self.start()
+        while True:
+            yield self.make(step)
+            step += 1
+
+
+class FixedBatches:
+    """The evaluation set: the same batches, in the same order, every time."""
+
+    def __init__(self, batches: Sequence[Batch]) -> None:
+        self.batches = list(batches)
+
+    def __iter__(self) -> Iterator[Batch]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def chunks(tensors: Sequence[torch.Tensor], batch_size: int) -> FixedBatches:
+    """The evaluation set as consecutive batches (the last one may be smaller)."""
+    n = tensors[0].shape[0]
+    return FixedBatches([tuple(t[i: i + batch_size] for t in tensors)
+                         for i in range(0, n, batch_size)])
+
+
+class InMemoryDataModule(pl.LightningDataModule):
+    """A data module over in-memory tensors; `make_batch(step)` defines the training stream."""
+
+    def __init__(self, make_batch: Callable[[int], Batch], val_batches: FixedBatches) -> None:
+        super().__init__()
+        self.make_batch = make_batch
+        self.val_batches = val_batches
+
+    def _current_step(self) -> int:
+        trainer = getattr(self, "trainer", None)
+        return int(trainer.global_step) if trainer is not None else 0
+
+    def train_dataloader(self) -> StepBatches:
+        return StepBatches(self.make_batch, self._current_step)
+
+    def val_dataloader(self) -> FixedBatches:
+        return self.val_batches
+
+
+def sample_batch(tensors: Sequence[torch.Tensor], order: EpochPermutations, step: int) -> Batch:
+    """The training batch of `step`: a gather of `order.indices(step)` from every tensor."""
+    idx = order.indices(step)
+    return tuple(t[idx] for t in tensors)

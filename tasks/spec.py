@@ -1,0 +1,71 @@
+"""What a task is (`TaskSpec`) and one configured instance of it (`Task`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pytorch_lightning as pl
+from torch import nn
+
+from tasks.base import OptimizerFactory, TaskModule
+from tasks.config import PRESETS, TrainConfig
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task: its presets and how to build its module, data module and network."""
+
+    name: str
+    summary: str                                   # one line for the README's task table
+    presets: Mapping[str, TrainConfig]             # one frozen config per name in PRESETS
+    build: Callable[[Any, OptimizerFactory, int], tuple[TaskModule, pl.LightningDataModule]]
+    make_net: Callable[[Any], nn.Module]           # the network alone (for parameter counts)
+    model: Callable[[Any], str]                    # a short description of the network
+    data_source: Callable[[Any], str]              # where the data comes from
+
+    def __post_init__(self) -> None:
+        if tuple(self.presets) != PRESETS:
+            raise ValueError(f"task {self.name!r} defines presets {tuple(self.presets)}, "
+                             f"expected {PRESETS}")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task at one preset with its overrides applied (see `tasks.get_task`)."""
+
+    spec: TaskSpec
+    preset: str
+    config: Any
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def build(self, optimizer_factory: OptimizerFactory,
+              seed: int) -> tuple[TaskModule, pl.LightningDataModule]:
+        """The module (initialised from `seed`) and its data module (order fixed by `seed`)."""
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        return self.spec.build(self.config, optimizer_factory, seed)
+
+    def trainer_kwargs(self) -> dict[str, Any]:
+        """The task's cadence for `pl.Trainer`: nothing about devices or loggers."""
+        c = self.config
+        return {"max_steps": c.max_steps, "val_check_interval": c.val_every,
+                "check_val_every_n_epoch": None, "log_every_n_steps": c.log_every}
+
+    def describe(self) -> dict[str, Any]:
+        """What the task is, its model and size, its steps per preset and its data source."""
+        net = self.spec.make_net(self.config)
+        return {
+            "task": self.name,
+            "preset": self.preset,
+            "summary": self.spec.summary,
+            "model": self.spec.model(self.config),
+            "parameters": sum(p.numel() for p in net.parameters()),
+            "batch_size": self.config.batch_size,
+            "steps": {name: cfg.max_steps for name, cfg in self.spec.presets.items()},
+            "data": self.spec.data_source(self.config),
+        }

