@@ -1,0 +1,214 @@
+"""`MuPhi`: the μ[t]·Φ trust-region optimizer of THEORY.md sections 1-3.
+
+    w[t+1] = w[t] + Δ[t+1],   Δ[t+1] = -μ[t]·a[t]·Φ[t]·v̂[t],   μ[t] = μ·Ϝ(k/τ)
+
+With betas=(β1, β2), gamma=0, eta=1-β1, numerator="one" and the cosine window, this is AdamW
+with a per-step cosine-annealed learning rate (the exactness claim of THEORY.md section 3).
+The per-tensor math is in `optimizers.reference`; the fast multi-tensor paths are in
+`optimizers.functional`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from numbers import Real
+from typing import Any
+
+import torch
+
+from optimizers import functional as F
+from optimizers.reference import NUMERATORS, StepConfig, init_state, reference_step
+from optimizers.windows import Window, make_window, progress
+
+log = logging.getLogger(__name__)
+
+IMPLS: tuple[str, ...] = ("auto", "compiled", "foreach", "reference")
+AUTO_COMPILE_MIN_NUMEL = 1 << 20
+"""`impl="auto"` compiles only groups with at least this many coordinates: below it the step is
+too cheap for the one-off compile (seconds) to pay back."""
+
+
+@functools.lru_cache(maxsize=256)
+def _window(kind: str, p: float, warmup: float, plateau: float, floor: float) -> Window:
+    return make_window(kind, p=p, warmup=warmup, plateau=plateau, floor=floor)
+
+
+def _number(name: str, value: Any, low: float, high: float, *, low_open: bool = False,
+            high_open: bool = False) -> float:
+    lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
+    allowed = f"{lo}{low:g}, {high:g}{hi}"
+    ok = not isinstance(value, bool) and isinstance(value, Real) and math.isfinite(value)
+    if ok:
+        v = float(value)
+        ok = (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+    if not ok:
+        raise ValueError(f"{name}={value!r} is not allowed: expected a number in {allowed}")
+    return float(value)
+
+
+def validate_hparams(group: dict[str, Any]) -> None:
+    """Raise `ValueError` naming the first bad hyperparameter of a MuPhi param group."""
+    _number("lr", group["lr"], 0.0, 1.0, low_open=True)
+    betas = group["betas"]
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"betas={betas!r} is not allowed: expected a pair (beta, beta2)")
+    beta = _number("betas[0]", betas[0], 0.0, 1.0, high_open=True)
+    _number("betas[1]", betas[1], 0.0, 1.0, high_open=True)
+    gamma = _number("gamma", group["gamma"], -math.inf, math.inf)
+    if gamma != 0 and not gamma < beta:
+        raise ValueError(f"gamma={gamma!r} is not allowed: expected gamma = 0 or gamma < betas[0] = {beta}")
+    if group["eta"] is not None:
+        _number("eta", group["eta"], 0.0, math.inf, low_open=True, high_open=True)
+    _number("eps", group["eps"], 0.0, math.inf, high_open=True)
+    if group["numerator"] not in NUMERATORS:
+        raise ValueError(f"numerator={group['numerator']!r} is unknown: allowed are {', '.join(NUMERATORS)}")
+    _number("numerator_beta", group["numerator_beta"], 0.0, 1.0, high_open=True)
+    _number("weight_decay", group["weight_decay"], 0.0, math.inf, high_open=True)
+    if not isinstance(group["decoupled_weight_decay"], bool):
+        raise ValueError(f"decoupled_weight_decay={group['decoupled_weight_decay']!r} is not allowed: expected True or False")
+    window = _window(group["window"], group["p"], group["warmup"], group["plateau"], group["floor"])
+    total = group["total_steps"]
+    if total is None:
+        if window.kind != "constant" or window.warmup > 0:
+            raise ValueError(f"total_steps=None is not allowed for window {window.label!r}: "
+                             "expected an integer >= 1 (only 'constant' without warm-up needs none)")
+    elif isinstance(total, bool) or not isinstance(total, int) or total < 1:
+        raise ValueError(f"total_steps={total!r} is not allowed: expected an integer >= 1")
+
+
+class MuPhi(torch.optim.Optimizer):
+    """The μ[t]·Φ optimizer (THEORY.md section 3).
+
+    Args:
+        lr: the trust-region constant μ, 0 < μ ≤ 1.
+        window: a kind of `optimizers.windows.WINDOW_KINDS` or a `Window`; with a kind, `p`,
+            `warmup`, `plateau` and `floor` shape it (see `make_window`).
+        total_steps: τ, the window's length in steps (required unless the window is constant).
+        betas: (β, β2): the smoothing filter's pole (0 = no smoothing) and E[g²]'s pole.
+        gamma: the filter's zero γ (γ = 0 or γ < β); γ = β/(1+β) is Nesterov's point.
+        eta: the filter's gain η (default 1 - β; 1 when β = 0).
+        eps: ε in Φ = 1/(sqrt(E[g²]) + ε).
+        numerator: `one`, `moment` (a = E[ḡ²]) or `parcor` (a = clip(E[w·ḡ], 0, 1)).
+        numerator_beta: pole β_a of the numerator's long-memory EMA.
+        weight_decay: λ; decoupled (w ← w(1 - μ[t]λ), AdamW) or coupled (g ← g + λw, Adam's L2).
+        impl: `auto` (compiled where supported and worth it, else foreach), `compiled`,
+            `foreach` or `reference` (the per-tensor specification).
+        track_rms: compute `rms_step` (one fused reduction); False leaves it None.
+
+    Step k (counting from 0, per param group) uses progress r = k/τ. Past τ the window keeps its
+    end value and a warning is logged once. After every step each group holds `mu_t` (float,
+    μ[t] = μ·Ϝ[t]) and `rms_step` (0-d float32 tensor on the parameters' device, the RMS of Δ
+    over the coordinates updated in this step; decoupled weight decay's shrink is not part of Δ).
+    """
+
+    def __init__(self, params, lr: float = 1e-3, *, window: str | Window = "cosine",
+                 total_steps: int | None = None, betas: tuple[float, float] = (0.9, 0.999),
+                 gamma: float = 0.0, eta: float | None = None, eps: float = 1e-8,
+                 numerator: str = "one", numerator_beta: float = 0.999, weight_decay: float = 0.0,
+                 decoupled_weight_decay: bool = True, p: float = 1.0, warmup: float = 0.0,
+                 plateau: float = 0.0, floor: float = 0.0, impl: str = "auto",
+                 track_rms: bool = True) -> None:
+        if isinstance(window, Window):
+            if (p, warmup, plateau, floor) != (1.0, 0.0, 0.0, 0.0):
+                raise ValueError("p, warmup, plateau and floor are not allowed with a Window object: "
+                                 "set them on the Window")
+            window, p, warmup, plateau, floor = window.kind, window.p, window.warmup, window.plateau, window.floor
+        if impl not in IMPLS:
+            raise ValueError(f"impl={impl!r} is unknown: allowed are {', '.join(IMPLS)}")
+        self.impl = impl
+        self.track_rms = bool(track_rms)
+        self._warned_past_end = False
+        self._compile_failed = False
+        defaults = dict(lr=lr, window=window, p=p, warmup=warmup, plateau=plateau, floor=floor,
+                        total_steps=total_steps, betas=tuple(betas) if isinstance(betas, list) else betas,
+                        gamma=gamma, eta=eta, eps=eps, numerator=numerator,
+                        numerator_beta=numerator_beta, weight_decay=weight_decay,
+                        decoupled_weight_decay=decoupled_weight_decay)
+        validate_hparams(defaults)
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        validate_hparams(group)
+        group.setdefault("step", 0)
+        group.setdefault("mu_t", float(group["lr"]))
+        group.setdefault("rms_step", None)
+
+    # ------------------------------------------------------------------ the step
+    def _mu_t(self, group: dict[str, Any]) -> float:
+        window = _window(group["window"], group["p"], group["warmup"], group["plateau"], group["floor"])
+        k, total = group["step"], group["total_steps"]
+        if total is None:
+            return float(group["lr"])
+        if k >= total and not self._warned_past_end:
+            self._warned_past_end = True
+            log.warning("MuPhi step %d is past total_steps=%d: the window keeps its end value "
+                        "Ϝ(1) = %g", k, total, window(1.0))
+        return float(group["lr"]) * window(progress(k, total))
+
+    def _config(self, group: dict[str, Any], mu_t: float) -> StepConfig:
+        beta, beta2 = group["betas"]
+        eta = group["eta"] if group["eta"] is not None else (1.0 - beta if beta > 0 else 1.0)
+        return StepConfig(mu_t=mu_t, beta=beta, gamma=group["gamma"], eta=eta, beta2=beta2,
+                          eps=group["eps"], numerator=group["numerator"],
+                          numerator_beta=group["numerator_beta"], weight_decay=group["weight_decay"],
+                          decoupled=group["decoupled_weight_decay"])
+
+    def _path(self, params: list[torch.Tensor]) -> str:
+        if self.impl != "auto":
+            return self.impl
+        if self._compile_failed or not F.compiled_supported(params):
+            return "foreach"
+        return "compiled" if sum(p.numel() for p in params) >= AUTO_COMPILE_MIN_NUMEL else "foreach"
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            mu_t = self._mu_t(group)
+            cfg = self._config(group, mu_t)
+            params = [p for p in group["params"] if p.grad is not None]
+            for p in params:
+                if p.grad.is_sparse:
+                    raise ValueError("MuPhi does not support sparse gradients")
+                if not self.state[p]:
+                    self.state[p].update(init_state(p, cfg))
+            sumsq = self._update(params, cfg) if params else None
+            numel = sum(p.numel() for p in params)
+            group["mu_t"] = mu_t
+            group["rms_step"] = (sumsq / numel).sqrt() if sumsq is not None else None
+            group["step"] += 1
+        return loss
+
+    def _update(self, params: list[torch.Tensor], cfg: StepConfig) -> torch.Tensor:
+        path = self._path(params)
+        if path == "reference":
+            sumsq = sum(reference_step(p, p.grad, self.state[p], cfg) for p in params)
+            return sumsq if self.track_rms else None
+        for p in params:
+            self.state[p]["step"] += 1
+        states = [self.state[p] for p in params]
+        lists = F.GroupLists(
+            params=params, grads=[p.grad for p in params], steps=[s["step"] for s in states],
+            exp_avg_sq=[s["exp_avg_sq"] for s in states],
+            exp_avg=[s["exp_avg"] for s in states] if cfg.beta > 0 else [],
+            prev_grad=[s["prev_grad"] for s in states] if cfg.gamma != 0 else [],
+            numerator_avg=[s["numerator_avg"] for s in states] if cfg.numerator != "one" else [])
+        if path == "compiled":
+            try:
+                return F.compiled_step(lists, cfg, self.track_rms)
+            except F.CompileUnavailable as err:
+                if self.impl == "compiled":
+                    raise
+                self._compile_failed = True
+                log.warning("MuPhi: the compiled step is not available here (%s); using the "
+                            "foreach step", err)
+                if err.finished:
+                    return err.sumsq
+        return F.foreach_step(lists, cfg, self.track_rms)
