@@ -1,0 +1,151 @@
+"""One run, start to finish: the one Lightning `Trainer` loop every run goes through."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+import traceback
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.errors import StoreError
+from bench.spec import RunSpec
+from bench.store import Outcome, RunFolder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How runs execute (not what they are: that is the `RunSpec`)."""
+
+    wandb: str = "offline"  # resolved mode: offline, online or disabled
+    devices: int = 1  # Lightning devices per run
+    strategy: str = "auto"  # Lightning strategy, e.g. ddp for several devices
+    accelerator: str = "auto"
+    checkpoints: bool = False  # a checkpoint after each validation; else restart from scratch
+    threads: int = 1  # torch intra-op threads of the process running the run
+    interactive: bool = False  # Lightning's progress bar and model summary
+
+
+@dataclass(frozen=True)
+class FitResult:
+    metrics: Any  # pandas.DataFrame of tidy rows
+    final: dict[str, Any]
+    diverged_step: float
+    max_steps: int
+    global_rank: int
+
+
+def quiet_lightning() -> None:
+    """Lightning's per-run notices would drown the sweep's own display."""
+    for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", ".*treespec.*")
+    logging.getLogger("wandb").setLevel(logging.ERROR)
+
+
+def fit(spec: RunSpec, run_dir: Path, options: RunOptions) -> FitResult:
+    """Build the task with the run's optimizer and derived seed, and train it."""
+    import pytorch_lightning as pl
+    import torch
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    from bench.tidy import RowsInCheckpoint, TidyLogger
+    from bench.wandb_mode import make_wandb_logger
+    from optimizers import build_optimizer
+    from tasks import get_task
+
+    torch.set_num_threads(options.threads)
+    task = get_task(spec.task, preset=spec.preset, **dict(spec.task_overrides))
+    kwargs = spec.optimizer_kwargs()
+
+    def factory(param_groups: list[dict], total_steps: int) -> torch.optim.Optimizer:
+        return build_optimizer(spec.optimizer, param_groups, total_steps=total_steps, **kwargs)
+
+    pl.seed_everything(spec.derived_seed, workers=True, verbose=False)
+    module, datamodule = task.build(factory, seed=spec.derived_seed)
+    tidy = TidyLogger()
+    loggers: list[Any] = [tidy]
+    callbacks: list[Any] = [RowsInCheckpoint(tidy)]
+    wandb_logger = None
+    if options.wandb != "disabled":
+        wandb_logger = make_wandb_logger(spec.to_json(), str(run_dir), options.wandb)
+        loggers.append(wandb_logger)
+    ckpt_path = None
+    if options.checkpoints:
+        ckpt_dir = run_dir / "checkpoints"
+        # after each validation, so a resumed run never misses an evaluation's rows
+        callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0,
+                                         every_n_epochs=1, save_on_train_epoch_end=False))
+        last = ckpt_dir / "last.ckpt"
+        ckpt_path = str(last) if last.exists() else None
+        if ckpt_path:
+            log.info("%s: resuming from %s", spec.run_id, last)
+    trainer_kwargs = dict(task.trainer_kwargs())
+    trainer = pl.Trainer(**trainer_kwargs, logger=loggers, callbacks=callbacks,
+                         accelerator=options.accelerator, devices=options.devices,
+                         strategy=options.strategy, default_root_dir=str(run_dir),
+                         enable_checkpointing=options.checkpoints,
+                         enable_progress_bar=options.interactive,
+                         enable_model_summary=options.interactive)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    finally:
+        if wandb_logger is not None and trainer.global_rank == 0:
+            wandb_logger.experiment.finish()
+    diverged = getattr(module, "diverged_at_step", None)
+    return FitResult(metrics=tidy.frame(), final=tidy.final(),
+                     diverged_step=math.nan if diverged is None else float(diverged),
+                     max_steps=int(trainer_kwargs["max_steps"]), global_rank=trainer.global_rank)
+
+
+def launched_rank() -> int:
+    """The rank of this process when Lightning's DDP launcher started it, else 0."""
+    return int(os.environ.get("LOCAL_RANK", "0")) + int(os.environ.get("NODE_RANK", "0"))
+
+
+def execute_run(spec: RunSpec, run_dir: Path, options: RunOptions,
+                environment: dict[str, Any]) -> Outcome:
+    """Run `spec` into `run_dir`: DONE on success or divergence, FAILED with traceback otherwise.
+
+    Any exception of the task, the optimizer or the store becomes a `failed` outcome; only the
+    death of the process itself escapes, and the caller records that.
+    """
+    folder = RunFolder(run_dir)
+    if launched_rank() != 0:  # an extra DDP rank: trains, leaves the store to rank 0
+        fit(spec, folder.path, options)
+        return Outcome("done")
+    folder.start(spec, keep_checkpoints=options.checkpoints)
+    started = time.perf_counter()
+    provenance = {**environment, "seed": spec.seed, "derived_seed": spec.derived_seed,
+                  "devices": options.devices, "strategy": options.strategy,
+                  "torch_threads": options.threads,
+                  "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    try:
+        result = fit(spec, folder.path, options)
+        if result.global_rank != 0:
+            return Outcome("done")
+        wall = time.perf_counter() - started
+        status = "done" if math.isnan(result.diverged_step) else "diverged"
+        outcome = Outcome(status, max_steps=result.max_steps, diverged_step=result.diverged_step,
+                          wall_time_s=wall)
+        provenance["max_steps"] = result.max_steps
+        folder.finish(result.metrics, {**provenance, "final_metrics": result.final}, outcome)
+        return outcome
+    except Exception as err:  # noqa: BLE001 - every failure of a run is recorded, then reported
+        wall = time.perf_counter() - started
+        error = f"{type(err).__name__}: {err}\n{traceback.format_exc()}"
+        log.warning("%s failed: %s: %s", spec.run_id, type(err).__name__, err)
+        try:
+            folder.done_file.unlink(missing_ok=True)
+            folder.fail(error, provenance, wall)
+        except (OSError, StoreError) as store_err:
+            log.error("%s: could not record the failure: %s", spec.run_id, store_err)
+        return Outcome("failed", wall_time_s=wall, error=error)

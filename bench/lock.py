@@ -1,0 +1,68 @@
+"""One `bench run` per results directory: an OS file lock plus a note of who holds it.
+
+The lock is `fcntl.flock` through `filelock`, so the kernel drops it when its holder dies; the
+note `DIR/.lock.owner` (pid, host, start time) lets a refusal name the live holder and lets the
+next run say that it took over from a dead one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from filelock import FileLock, Timeout
+
+from bench.atomic import atomic_write_json
+from bench.errors import LockedError
+
+log = logging.getLogger(__name__)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _owner(root: Path) -> dict:
+    try:
+        return json.loads((root / ".lock.owner").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+@contextmanager
+def results_lock(root: Path, *, timeout_s: float = 0.0) -> Iterator[None]:
+    """Hold `DIR/.lock` for the duration; wait up to `timeout_s`, then raise `LockedError`."""
+    root = Path(root)
+    lock = FileLock(str(root / ".lock"), timeout=timeout_s)
+    try:
+        lock.acquire()
+    except Timeout:
+        owner = _owner(root)
+        who = (f"pid {owner.get('pid')} on {owner.get('host')} since {owner.get('started')}"
+               if owner else "another process")
+        raise LockedError(f"results directory {root} is in use by {who}; wait for it to finish "
+                          f"or use another --out") from None
+    try:
+        previous = _owner(root)
+        if previous and previous.get("host") == socket.gethostname() \
+                and not _alive(int(previous.get("pid", 0))):
+            log.warning("took over the lock on %s from pid %s, which is no longer running",
+                        root, previous.get("pid"))
+        atomic_write_json(root / ".lock.owner", {"pid": os.getpid(), "host": socket.gethostname(),
+                                                 "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        yield
+    finally:
+        (root / ".lock.owner").unlink(missing_ok=True)
+        lock.release()

@@ -1,0 +1,1 @@
+"""Speed benchmarks behind `make perf`: each module measures one figure against a reference."""

@@ -1,0 +1,216 @@
+"""A local pool of persistent worker processes (spawn context), one run at a time each.
+
+Importing torch and Lightning costs seconds, so workers live for the whole sweep. Each worker
+sets its torch thread count before importing torch, so `workers × threads` never exceeds the
+cores. Each talks to the driver over its own pipe; a worker that dies (killed, out of memory)
+is noticed through its process sentinel, its run is recorded as failed, and a fresh worker
+takes its place. Workers die with the driver (PR_SET_PDEATHSIG), so a killed sweep leaves no
+orphan writing into the results directory.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any, Callable
+
+from bench.execute import RunOptions
+from bench.spec import RunSpec
+from bench.store import Outcome, RunFolder
+
+log = logging.getLogger(__name__)
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class Job:
+    spec: RunSpec
+    run_dir: Path
+
+
+Event = Callable[[str, Job, Outcome | None], None]  # ("started" | "finished", job, outcome)
+
+
+def die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies; poll as a fallback."""
+    parent = os.getppid()
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _worker_main(conn: Connection, threads: int, environment: dict[str, Any],
+                 log_dir: Path | None) -> None:
+    die_with_parent()
+    if log_dir is not None:  # library chatter goes to a file, not over the sweep's display
+        fd = os.open(log_dir / f"worker-{os.getpid()}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                     0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    import torch
+
+    torch.set_num_threads(threads)
+    from bench.execute import execute_run, quiet_lightning
+
+    quiet_lightning()
+    import optimizers  # noqa: F401 - imported once per worker, not once per run
+    import tasks  # noqa: F401
+
+    conn.send("ready")
+    while True:
+        try:
+            message = conn.recv()
+        except EOFError:
+            return
+        if message is None:
+            return
+        job, options = message
+        if options.devices > 1:
+            conn.send(_run_multi_device(job, options))
+        else:
+            conn.send(execute_run(job.spec, job.run_dir, options, environment))
+
+
+def _run_multi_device(job: Job, options: RunOptions) -> Outcome:
+    """A run on several devices runs in its own process tree (Lightning's DDP launcher)."""
+    from bench.atomic import read_json
+    from bench.train import run_in_subprocess
+
+    run_in_subprocess(job.spec, job.run_dir, options)
+    folder = RunFolder(job.run_dir)
+    state = folder.state()
+    if state in ("done", "diverged"):
+        done = read_json(folder.done_file)
+        return Outcome(state, max_steps=done["max_steps"],
+                       diverged_step=float("nan") if done["diverged_step"] is None else done["diverged_step"],
+                       wall_time_s=done["wall_time_s"])
+    if state != "failed":
+        folder.fail("the multi-device run exited without an outcome", {}, float("nan"))
+    return Outcome("failed", error=read_json(folder.failed_file)["error"])
+
+
+class _Worker:
+    def __init__(self, ctx: Any, threads: int, environment: dict[str, Any],
+                 log_dir: Path | None) -> None:
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child, threads, environment, log_dir),
+                                daemon=True)
+        self.proc.start()
+        child.close()
+        self.job: Job | None = None
+
+
+class WorkerPool:
+    """`size` persistent workers of `threads` torch threads each."""
+
+    def __init__(self, size: int, threads: int, environment: dict[str, Any],
+                 log_dir: Path | None = None) -> None:
+        if size < 1:
+            raise ValueError(f"workers must be ≥ 1, got {size}")
+        if log_dir is not None:
+            Path(log_dir).mkdir(parents=True, exist_ok=True)
+        self._ctx = mp.get_context("spawn")
+        self._threads, self._environment, self._log_dir = threads, environment, log_dir
+        self._size = size
+        self._workers: list[_Worker] = []  # started on the first run that has work
+
+    def _spawn(self) -> _Worker:
+        return _Worker(self._ctx, self._threads, self._environment, self._log_dir)
+
+    @property
+    def pids(self) -> list[int]:
+        return [w.proc.pid for w in self._workers]
+
+    def __enter__(self) -> "WorkerPool":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for worker in self._workers:
+            try:
+                worker.conn.send(None)
+            except (OSError, ValueError):
+                pass
+        for worker in self._workers:
+            worker.proc.join(timeout=5)
+            if worker.proc.is_alive():
+                worker.proc.kill()
+                worker.proc.join()
+        self._workers = []
+
+    def run(self, jobs: list[Job], options: RunOptions, on_event: Event) -> dict[str, Outcome]:
+        """Run every job; returns the outcome per run id. Never raises for a failing run."""
+        pending, outcomes = deque(jobs), {}
+        if jobs and not self._workers:
+            self._workers = [self._spawn() for _ in range(self._size)]
+        while pending or any(w.job for w in self._workers):
+            for worker in self._workers:
+                if worker.job is None and pending:
+                    job = pending.popleft()
+                    try:
+                        worker.conn.send((job, options))
+                    except OSError:  # died while idle: the job never started
+                        pending.appendleft(job)
+                        self._replace(worker)
+                        continue
+                    worker.job = job
+                    on_event("started", job, None)
+            busy = [w for w in self._workers if w.job is not None]
+            wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=1.0)
+            for worker in busy:
+                outcome = self._collect(worker)
+                if outcome is not None:
+                    outcomes[worker.job.spec.run_id] = outcome
+                    job, worker.job = worker.job, None
+                    on_event("finished", job, outcome)
+        return outcomes
+
+    def _collect(self, worker: _Worker) -> Outcome | None:
+        try:
+            while worker.conn.poll():
+                message = worker.conn.recv()
+                if isinstance(message, Outcome):
+                    return message
+        except (EOFError, OSError):
+            pass
+        if worker.proc.is_alive():
+            return None
+        code = worker.proc.exitcode
+        job = worker.job
+        error = (f"WorkerDied: the worker process running {job.spec.run_id} exited with code "
+                 f"{code}" + (f" (signal {signal.Signals(-code).name})" if code and code < 0
+                              else ""))
+        log.warning(error)
+        try:
+            RunFolder(job.run_dir).fail(error, self._environment, float("nan"))
+        except OSError as err:
+            log.error("could not record the failure of %s: %s", job.spec.run_id, err)
+        self._replace(worker)
+        return Outcome("failed", error=error)
+
+    def _replace(self, worker: _Worker) -> None:
+        fresh = self._spawn()
+        worker.conn, worker.proc = fresh.conn, fresh.proc

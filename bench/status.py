@@ -1,0 +1,102 @@
+"""`bench status DIR [--verify]`: what a results directory holds, and whether it can be trusted."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.atomic import read_json, read_parquet
+from bench.errors import StoreError
+from bench.spec import RunSpec
+from bench.store import FINISHED, RESULT_COLUMNS, RunFolder, stray_temporaries
+
+
+@dataclass(frozen=True)
+class RunState:
+    key: str  # the folder name
+    state: str  # done, diverged, failed, unfinished, unreadable
+    detail: str = ""  # first line of the error of a failed run
+
+
+def run_states(root: Path) -> list[RunState]:
+    runs_dir = Path(root) / "runs"
+    states = []
+    for path in sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []:
+        folder = RunFolder(path)
+        try:
+            state = folder.state()
+            detail = (read_json(folder.failed_file)["error"].splitlines()[0]
+                      if state == "failed" else "")
+        except (StoreError, KeyError, IndexError) as err:
+            state, detail = "unreadable", str(err)
+        states.append(RunState(path.name, state, detail))
+    return states
+
+
+def _verify_folder(folder: RunFolder) -> list[str]:
+    problems = []
+    try:
+        doc = read_json(folder.spec_file)
+        spec = RunSpec.from_json(doc)
+    except (StoreError, KeyError, TypeError, ValueError, AttributeError) as err:
+        return [f"{folder.spec_file}: missing or not a run spec ({err})"]
+    if spec.key != folder.path.name or doc.get("run_id") != spec.run_id:
+        problems.append(f"{folder.spec_file}: its configuration gives run id {spec.run_id!r}, "
+                        f"which does not match the folder {folder.path.name!r}")
+    if folder.done_file.exists():
+        try:
+            status = read_json(folder.done_file)["status"]
+            if status not in FINISHED:
+                problems.append(f"{folder.done_file}: unknown status {status!r}")
+            metrics = read_parquet(folder.metrics_file)
+            if list(metrics.columns) != ["step", "metric", "value"]:
+                problems.append(f"{folder.metrics_file}: columns {list(metrics.columns)} are not "
+                                "step, metric, value")
+            read_json(folder.provenance_file)
+        except (StoreError, KeyError) as err:
+            problems.append(str(err))
+    elif not folder.failed_file.exists():
+        problems.append(f"{folder.path}: no DONE marker (an interrupted run; `bench run` "
+                        "starts it again)")
+    return problems
+
+
+def verify(root: Path) -> list[str]:
+    """Every problem found, each naming its file; empty when the directory can be trusted."""
+    root = Path(root)
+    if not root.is_dir():
+        return [f"{root}: no such results directory"]
+    problems = [f"{p}: left by an interrupted write" for p in stray_temporaries(root)]
+    finished = set()
+    runs_dir = root / "runs"
+    for path in sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []:
+        folder_problems = _verify_folder(RunFolder(path))
+        problems += folder_problems
+        if not folder_problems and (path / "DONE").exists():
+            finished.add(RunSpec.from_json(read_json(path / "spec.json")).run_id)
+    for name in ("runs.parquet", "results.parquet"):
+        if not (root / name).exists():
+            problems.append(f"{root / name}: missing (the sweep has not gathered its tables)")
+    try:
+        if (root / "runs.parquet").exists():
+            runs = read_parquet(root / "runs.parquet")
+            listed = set(runs.loc[runs["status"].isin(FINISHED), "run_id"])
+            for run_id in sorted(listed - finished):
+                problems.append(f"{root / 'runs.parquet'}: lists {run_id!r} as finished but its "
+                                "run folder is not a complete, matching run")
+        if (root / "results.parquet").exists():
+            results = read_parquet(root / "results.parquet")
+            if list(results.columns) != RESULT_COLUMNS:
+                problems.append(f"{root / 'results.parquet'}: columns {list(results.columns)}")
+            else:
+                for run_id in sorted(set(results["run_id"]) - finished):
+                    problems.append(f"{root / 'results.parquet'}: has rows of {run_id!r}, which "
+                                    "is not a complete, matching run")
+    except (StoreError, KeyError) as err:
+        problems.append(str(err))
+    return problems
+
+
+def summarise(states: list[RunState]) -> Counter:
+    return Counter(s.state for s in states)

@@ -1,0 +1,316 @@
+"""Suite files: YAML on disk → frozen, typed dataclasses, checked key by key.
+
+A suite names tasks, optimizer configurations with a learning-rate grid each, tuning seeds and
+evaluation seeds. Stage `tune` runs every (task, configuration, lr, tuning seed); stage `eval`
+reruns the selected lr on the evaluation seeds, which must be disjoint from the tuning seeds.
+
+Learning rates are the radius constant μ of THEORY.md §2 for `muphi` (μ[t] = μ·Ϝ[t]) and the
+peak learning rate for the other optimizers.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.errors import SuiteError
+
+Scalar = bool | int | float | str
+PRESET_NAMES = ("smoke", "quick", "paper")
+SELECTION_STATISTICS = ("median", "mean")
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    """One task of a suite: registry name, preset and task overrides (sorted by key)."""
+
+    name: str
+    preset: str
+    overrides: tuple[tuple[str, Scalar], ...] = ()
+
+
+@dataclass(frozen=True)
+class OptimizerEntry:
+    """One optimizer configuration: registry name, hyperparameters without lr, the lr grid."""
+
+    name: str
+    hparams: tuple[tuple[str, Scalar], ...]
+    lr_grid: tuple[float, ...]  # μ (or peak lr) values, > 0, ascending
+
+
+@dataclass(frozen=True)
+class Selection:
+    """How stage `tune` picks one lr per (task, configuration).
+
+    The lr minimising `statistic` over the tuning seeds of the last logged value of `metric`
+    (lower is better); a diverged or failed run counts as +inf; ties go to the smaller lr.
+    """
+
+    metric: str = "val/loss"
+    statistic: str = "median"
+
+    def describe(self) -> str:
+        return (f"lowest {self.statistic} over tuning seeds of the final {self.metric}; "
+                "diverged or failed runs count as +inf; ties go to the smaller lr")
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A whole suite, as loaded from `source`."""
+
+    name: str
+    source: str
+    tasks: tuple[TaskEntry, ...]
+    optimizers: tuple[OptimizerEntry, ...]
+    tune_seeds: tuple[int, ...]
+    eval_seeds: tuple[int, ...]
+    selection: Selection = Selection()
+    checkpoints: bool = False  # a Lightning checkpoint after each validation (resume from it)
+    description: str = ""
+
+
+_TOP_KEYS = {"name", "description", "preset", "tasks", "optimizers", "seeds", "selection",
+             "checkpoints"}
+
+
+def shipped_suites() -> dict[str, Path]:
+    """The suites shipped in `bench/suites/`, by name."""
+    folder = Path(str(resources.files("bench") / "suites"))
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
+def resolve_suite_path(name_or_path: str) -> Path:
+    """A shipped suite's name (`quick`) or a path to a YAML file."""
+    shipped = shipped_suites()
+    if name_or_path in shipped:
+        return shipped[name_or_path]
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return path
+    raise SuiteError(name_or_path, "suite",
+                     f"not a shipped suite nor a YAML file; shipped suites: {sorted(shipped)}")
+
+
+def load_suite(name_or_path: str | Path) -> Suite:
+    """Read and check a suite file (schema only; `bench.validate` checks tasks and optimizers)."""
+    path = resolve_suite_path(str(name_or_path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise SuiteError(str(path), "file", f"cannot be read: {err}") from err
+    return parse_suite(text, source=str(path))
+
+
+def parse_suite(text: str, *, source: str) -> Suite:
+    """Parse suite YAML text; every problem raises `SuiteError` naming `source` and the key."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise SuiteError(source, "file", f"is not valid YAML: {err}") from err
+    doc = _mapping(raw, source, "file", allowed=_TOP_KEYS, required={"name", "tasks",
+                                                                     "optimizers", "seeds"})
+    name = _identifier(doc["name"], source, "name")
+    default_preset = _preset(doc.get("preset", "quick"), source, "preset")
+    tasks = _tasks(doc["tasks"], source, default_preset)
+    optimizers = _optimizers(doc["optimizers"], source)
+    tune, evals = _seeds(doc["seeds"], source)
+    if not tune and any(len(o.lr_grid) > 1 for o in optimizers):
+        raise SuiteError(source, "seeds.tune",
+                         "is empty but some lr grid has several values; give ≥ 1 tuning seed")
+    selection = _selection(doc.get("selection", {}), source)
+    checkpoints = doc.get("checkpoints", False)
+    if not isinstance(checkpoints, bool):
+        raise SuiteError(source, "checkpoints", f"must be true or false, got {checkpoints!r}")
+    description = doc.get("description", "")
+    if not isinstance(description, str):
+        raise SuiteError(source, "description", f"must be a string, got {description!r}")
+    return Suite(name=name, source=source, tasks=tasks, optimizers=optimizers, tune_seeds=tune,
+                 eval_seeds=evals, selection=selection, checkpoints=checkpoints,
+                 description=description)
+
+
+def _mapping(raw: Any, source: str, key: str, *, allowed: set[str],
+             required: set[str] = frozenset()) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise SuiteError(source, key, f"must be a mapping with keys {sorted(allowed)}, "
+                                      f"got {type(raw).__name__}")
+    unknown = sorted(str(k) for k in raw if k not in allowed)
+    if unknown:
+        raise SuiteError(source, key, f"unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+    missing = sorted(required - set(raw))
+    if missing:
+        raise SuiteError(source, key, f"missing key(s) {missing}")
+    return raw
+
+
+def _identifier(raw: Any, source: str, key: str) -> str:
+    if not isinstance(raw, str) or not _NAME.match(raw):
+        raise SuiteError(source, key, f"must be a name of letters, digits, '_', '.', '-', "
+                                      f"got {raw!r}")
+    return raw
+
+
+def _preset(raw: Any, source: str, key: str) -> str:
+    if raw not in PRESET_NAMES:
+        raise SuiteError(source, key, f"must be one of {list(PRESET_NAMES)}, got {raw!r}")
+    return raw
+
+
+def _int(raw: Any, source: str, key: str, *, minimum: int) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < minimum:
+        raise SuiteError(source, key, f"must be an integer ≥ {minimum}, got {raw!r}")
+    return raw
+
+
+def _positive_float(raw: Any, source: str, key: str) -> float:
+    """A finite float > 0; numeric strings such as YAML's `1e-3` are accepted."""
+    value = _number(raw)
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise SuiteError(source, key, f"must be a finite number > 0, got {raw!r}")
+    return value
+
+
+def _number(raw: Any) -> float | None:
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, (int, float)):
+        return float(raw)
+    if isinstance(raw, str) and _NUMBER.match(raw.strip()):
+        return float(raw)
+    return None
+
+
+def _scalar(raw: Any, source: str, key: str) -> Scalar:
+    """A hyperparameter value: bool, int, float (numeric strings become floats) or string."""
+    if isinstance(raw, float) and not math.isfinite(raw):
+        raise SuiteError(source, key, f"must be finite, got {raw!r}")
+    if isinstance(raw, (bool, int, float)):
+        return raw
+    if isinstance(raw, str):
+        number = _number(raw)
+        return raw if number is None else number
+    raise SuiteError(source, key, f"must be a number, boolean or string, got {raw!r}")
+
+
+def _scalars(raw: Any, source: str, key: str) -> tuple[tuple[str, Scalar], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise SuiteError(source, key, f"must be a mapping of name: value, got {raw!r}")
+    items = []
+    for k, v in raw.items():
+        if not isinstance(k, str) or not _NAME.match(k):
+            raise SuiteError(source, key, f"keys must be names, got {k!r}")
+        items.append((k, _scalar(v, source, f"{key}.{k}")))
+    return tuple(sorted(items))
+
+
+def _tasks(raw: Any, source: str, default_preset: str) -> tuple[TaskEntry, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise SuiteError(source, "tasks", f"must be a non-empty list, got {raw!r}")
+    entries = []
+    for i, item in enumerate(raw):
+        key = f"tasks[{i}]"
+        if isinstance(item, str):
+            item = {"name": item}
+        doc = _mapping(item, source, key, allowed={"name", "preset", "overrides"},
+                       required={"name"})
+        entries.append(TaskEntry(
+            name=_identifier(doc["name"], source, f"{key}.name"),
+            preset=_preset(doc.get("preset", default_preset), source, f"{key}.preset"),
+            overrides=_scalars(doc.get("overrides"), source, f"{key}.overrides")))
+    if len(set(entries)) != len(entries):
+        raise SuiteError(source, "tasks", "lists the same task (name, preset, overrides) twice")
+    return tuple(entries)
+
+
+def _optimizers(raw: Any, source: str) -> tuple[OptimizerEntry, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise SuiteError(source, "optimizers", f"must be a non-empty list, got {raw!r}")
+    entries = []
+    for i, item in enumerate(raw):
+        key = f"optimizers[{i}]"
+        doc = _mapping(item, source, key, allowed={"name", "hparams", "lr"},
+                       required={"name", "lr"})
+        hparams = _scalars(doc.get("hparams"), source, f"{key}.hparams")
+        if any(k == "lr" for k, _ in hparams):
+            raise SuiteError(source, f"{key}.hparams.lr", "the learning rate belongs in `lr` "
+                                                          "(a list or {low, high, num})")
+        entries.append(OptimizerEntry(name=_identifier(doc["name"], source, f"{key}.name"),
+                                      hparams=hparams,
+                                      lr_grid=_lr_grid(doc["lr"], source, f"{key}.lr")))
+    return tuple(entries)
+
+
+def _lr_grid(raw: Any, source: str, key: str) -> tuple[float, ...]:
+    """A list of values, or a log grid `{low, high, num}` (num values from low to high)."""
+    if isinstance(raw, dict):
+        doc = _mapping(raw, source, key, allowed={"low", "high", "num"},
+                       required={"low", "high", "num"})
+        low = _positive_float(doc["low"], source, f"{key}.low")
+        high = _positive_float(doc["high"], source, f"{key}.high")
+        num = _int(doc["num"], source, f"{key}.num", minimum=1)
+        if high < low or (num == 1 and high != low):
+            raise SuiteError(source, key, f"needs low ≤ high (and low = high when num = 1), "
+                                          f"got low={low}, high={high}, num={num}")
+        if num == 1:
+            return (low,)
+        ratio = math.log(high / low) / (num - 1)
+        grid = [float(f"{low * math.exp(ratio * j):.6g}") for j in range(num)]
+    elif isinstance(raw, list):
+        if not raw:
+            raise SuiteError(source, key, "is an empty grid; give ≥ 1 learning rate")
+        grid = [_positive_float(v, source, f"{key}[{j}]") for j, v in enumerate(raw)]
+    else:
+        grid = [_positive_float(raw, source, key)]
+    if len(set(grid)) != len(grid):
+        raise SuiteError(source, key, f"repeats a value: {grid}")
+    return tuple(sorted(grid))
+
+
+def _seed_list(raw: Any, source: str, key: str) -> tuple[int, ...]:
+    """A list of integers ≥ 0, or `{first, count}`."""
+    if isinstance(raw, dict):
+        doc = _mapping(raw, source, key, allowed={"first", "count"}, required={"first", "count"})
+        first = _int(doc["first"], source, f"{key}.first", minimum=0)
+        return tuple(range(first, first + _int(doc["count"], source, f"{key}.count", minimum=0)))
+    if not isinstance(raw, list):
+        raise SuiteError(source, key, f"must be a list of integers or {{first, count}}, "
+                                      f"got {raw!r}")
+    seeds = tuple(_int(v, source, f"{key}[{j}]", minimum=0) for j, v in enumerate(raw))
+    if len(set(seeds)) != len(seeds):
+        raise SuiteError(source, key, f"repeats a seed: {list(seeds)}")
+    return seeds
+
+
+def _seeds(raw: Any, source: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    doc = _mapping(raw, source, "seeds", allowed={"tune", "eval"}, required={"eval"})
+    tune = _seed_list(doc.get("tune", []), source, "seeds.tune")
+    evals = _seed_list(doc["eval"], source, "seeds.eval")
+    if not evals:
+        raise SuiteError(source, "seeds.eval", "is empty; give ≥ 1 evaluation seed")
+    shared = sorted(set(tune) & set(evals))
+    if shared:
+        raise SuiteError(source, "seeds", f"tuning and evaluation seeds must be disjoint; "
+                                          f"both contain {shared}")
+    return tune, evals
+
+
+def _selection(raw: Any, source: str) -> Selection:
+    doc = _mapping(raw, source, "selection", allowed={"metric", "statistic"})
+    metric = doc.get("metric", "val/loss")
+    if not isinstance(metric, str) or not metric:
+        raise SuiteError(source, "selection.metric", f"must be a metric name, got {metric!r}")
+    statistic = doc.get("statistic", "median")
+    if statistic not in SELECTION_STATISTICS:
+        raise SuiteError(source, "selection.statistic",
+                         f"must be one of {list(SELECTION_STATISTICS)}, got {statistic!r}")
+    return Selection(metric=metric, statistic=statistic)

@@ -1,0 +1,151 @@
+"""A whole suite: check it, run stage `tune`, select, run stage `eval`, gather the tables.
+
+Re-running the same command resumes: finished runs (DONE) are skipped, interrupted ones start
+again, failed ones are retried while they have failed at most `max_retries` times, and the
+tables are rebuilt from the run folders, so no run is ever counted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.execute import RunOptions
+from bench.lock import results_lock
+from bench.pool import Job, WorkerPool
+from bench.progress import SweepProgress
+from bench.provenance import environment
+from bench.selection import select
+from bench.slurm import SlurmParams, run_array
+from bench.spec import RunSpec, check_unique, expand_eval, expand_tune
+from bench.store import FINISHED, ResultsStore, stray_temporaries
+from bench.suite import Suite
+from bench.validate import validate_suite
+from bench.wandb_mode import resolve_wandb_mode
+
+log = logging.getLogger(__name__)
+LAUNCHERS = ("local", "slurm")
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """How to run a suite (what runs is the suite's business)."""
+
+    out: Path
+    workers: int = 0  # 0: one per CPU core
+    launcher: str = "local"
+    wandb: str = "offline"
+    devices: int = 1
+    strategy: str = "auto"
+    accelerator: str = "auto"
+    max_retries: int = 2  # a failed run is retried on later `bench run`s this many times
+    lock_timeout_s: float = 0.0
+    slurm: SlurmParams = field(default_factory=SlurmParams)
+
+    def __post_init__(self) -> None:
+        if self.launcher not in LAUNCHERS:
+            raise ValueError(f"launcher {self.launcher!r} is not one of {list(LAUNCHERS)}")
+        for name in ("workers", "max_retries"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
+        if self.devices < 1:
+            raise ValueError(f"devices must be ≥ 1, got {self.devices}")
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    total: int
+    counts: dict[str, int]
+    skipped: int
+    line: str
+
+
+def plan(specs: list[RunSpec], store: ResultsStore, max_retries: int) -> tuple[list[RunSpec],
+                                                                               Counter]:
+    """The runs to start now, and the outcomes of those that stay as they are."""
+    todo, kept = [], Counter()
+    for spec in specs:
+        folder = store.folder(spec)
+        state = folder.state()
+        if state in FINISHED:
+            kept[state] += 1
+        elif state == "failed" and folder.attempts() > max_retries:
+            kept["failed"] += 1
+        else:
+            todo.append(spec)
+    return todo, kept
+
+
+def run_sweep(suite: Suite, options: SweepOptions) -> SweepSummary:
+    """Run `suite` into `options.out`; every check happens before the first run starts."""
+    validate_suite(suite)
+    tune = expand_tune(suite)
+    check_unique(tune, suite.source)
+    store = ResultsStore(options.out)
+    store.ensure_writable()
+    with results_lock(store.root, timeout_s=options.lock_timeout_s):
+        for leftover in stray_temporaries(store.root):  # from writes a kill interrupted
+            leftover.unlink(missing_ok=True)
+        env = environment()
+        workers = options.workers or max(1, cpu_count() // options.devices)
+        run_options = RunOptions(wandb=resolve_wandb_mode(options.wandb), devices=options.devices,
+                                 strategy=options.strategy, accelerator=options.accelerator,
+                                 checkpoints=suite.checkpoints,
+                                 threads=max(1, cpu_count() // workers))
+        n_eval = len(suite.tasks) * len(suite.optimizers) * len(suite.eval_seeds)
+        todo_tune, kept = plan(tune, store, options.max_retries)
+        log.info("%s: %d tuning runs (%d to run), %d evaluation runs, %d workers × %d threads",
+                 suite.name, len(tune), len(todo_tune), n_eval, workers, run_options.threads)
+        launch = _launcher(options, workers, run_options, env, store)
+        with launch as runner, SweepProgress(suite.name, len(tune) + n_eval,
+                                             already=kept) as progress:
+            progress.stage("tune")
+            runner(todo_tune, progress.event)
+            chosen, doc = select(suite, store, tune)
+            store.write_selection(doc)
+            evals = expand_eval(suite, chosen)
+            check_unique(tune + evals, suite.source)
+            todo_eval, kept_eval = plan(evals, store, options.max_retries)
+            progress.counts.update(kept_eval)
+            progress.stage("eval")
+            runner(todo_eval, progress.event)
+        store.gather(tune + evals)
+        skipped = sum(kept.values()) + sum(kept_eval.values())
+        line = progress.summary(skipped, str(store.root))
+        return SweepSummary(total=len(tune) + len(evals), counts=dict(progress.counts),
+                            skipped=skipped, line=line)
+
+
+class _launcher:
+    """A context manager yielding `runner(specs, on_event)` for the chosen launcher."""
+
+    def __init__(self, options: SweepOptions, workers: int, run_options: RunOptions,
+                 env: dict, store: ResultsStore) -> None:
+        self.options, self.workers, self.run_options = options, workers, run_options
+        self.env, self.store, self.pool = env, store, None
+
+    def __enter__(self):
+        if self.options.launcher == "local":
+            self.pool = WorkerPool(self.workers, self.run_options.threads, self.env,
+                                   log_dir=self.store.root / "logs")
+        return self.run
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.close()
+
+    def run(self, specs: list[RunSpec], on_event) -> None:
+        jobs = [Job(spec, self.store.folder(spec).path) for spec in specs]
+        if self.pool is not None:
+            self.pool.run(jobs, self.run_options, on_event)
+        else:
+            run_array(jobs, self.run_options, self.env, self.options.slurm,
+                      self.store.root / "submitit" / specs[0].stage if specs else self.store.root,
+                      on_event)

@@ -1,0 +1,117 @@
+"""`bench train`: one run outside any suite, and `run-one`, a worker's multi-device run."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.atomic import read_json, read_parquet
+from bench.execute import RunOptions, execute_run, launched_rank, quiet_lightning
+from bench.provenance import environment
+from bench.spec import RunSpec
+from bench.store import ResultsStore, RunFolder
+from bench.suite import Scalar
+from bench.wandb_mode import resolve_wandb_mode
+
+_INT = re.compile(r"^[+-]?\d+$")
+_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+DEFAULT_LR = 1e-3
+
+
+def parse_value(text: str) -> Scalar:
+    """`--set` values: integers, floats (3e-3), booleans (true/false), else strings."""
+    if _INT.match(text):
+        return int(text)
+    if _FLOAT.match(text):
+        return float(text)
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def split_assignments(assignments: list[tuple[str, str]]) -> tuple[dict, dict, float]:
+    """`task.KEY=V` → task override; `lr=V` → lr; any other `KEY=V` → optimizer hyperparameter."""
+    overrides, hparams, lr = {}, {}, DEFAULT_LR
+    for key, text in assignments:
+        value = parse_value(text)
+        if key.startswith("task."):
+            overrides[key[len("task."):]] = value
+        elif key == "lr":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"--set lr must be a number > 0, got {text!r}")
+            lr = float(value)
+        else:
+            hparams[key] = value
+    return overrides, hparams, lr
+
+
+def final_metrics(folder: RunFolder) -> dict[str, Any]:
+    if not folder.metrics_file.exists():
+        return {}
+    rows = read_parquet(folder.metrics_file).sort_values("step", kind="stable")
+    last = rows.groupby("metric", sort=True)["value"].last()
+    return {k: (v if math.isfinite(v) else str(v)) for k, v in last.items()}
+
+
+def train_one(task: str, optimizer: str, *, preset: str, seed: int,
+              assignments: list[tuple[str, str]], out: Path, wandb: str, devices: int,
+              strategy: str, accelerator: str = "auto") -> dict[str, Any] | None:
+    """Check, run and summarise one run; None on the extra ranks of a multi-device run."""
+    from optimizers import OPTIMIZERS, check_optimizer
+    from tasks import TASK_NAMES, get_task
+
+    overrides, hparams, lr = split_assignments(assignments)
+    if task not in TASK_NAMES:
+        raise ValueError(f"unknown task {task!r}; allowed: {sorted(TASK_NAMES)}")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; allowed: {sorted(OPTIMIZERS)}")
+    budget = int(get_task(task, preset=preset, **overrides).trainer_kwargs()["max_steps"])
+    check_optimizer(optimizer, total_steps=budget, lr=lr, **hparams)
+    spec = RunSpec(suite="train", stage="eval", task=task, preset=preset,
+                   task_overrides=tuple(sorted(overrides.items())), optimizer=optimizer,
+                   hparams=tuple(sorted(hparams.items())), lr=lr, seed=seed)
+    store = ResultsStore(out)
+    rank = launched_rank()
+    if rank == 0:
+        store.ensure_writable()
+    options = RunOptions(wandb=resolve_wandb_mode(wandb) if rank == 0 else "disabled",
+                         devices=devices, strategy=strategy, accelerator=accelerator,
+                         threads=_threads(devices))
+    quiet_lightning()
+    outcome = execute_run(spec, store.folder(spec).path, options, environment())
+    if rank != 0:
+        return None
+    return {"run_id": spec.run_id, "status": outcome.status,
+            "diverged_step": None if math.isnan(outcome.diverged_step) else outcome.diverged_step,
+            "wall_time_s": outcome.wall_time_s, "metrics": final_metrics(store.folder(spec)),
+            **({"error": outcome.error.splitlines()[0]} if outcome.error else {})}
+
+
+def run_one_dir(run_dir: Path, *, wandb: str, devices: int, strategy: str,
+                accelerator: str = "auto") -> int:
+    """Run the spec already written in `run_dir/spec.json` (a pool worker's multi-device run)."""
+    spec = RunSpec.from_json(read_json(Path(run_dir) / "spec.json"))
+    options = RunOptions(wandb=wandb, devices=devices, strategy=strategy,
+                         accelerator=accelerator, threads=_threads(devices))
+    quiet_lightning()
+    outcome = execute_run(spec, Path(run_dir), options, environment())
+    return 0 if outcome.status != "failed" else 1
+
+
+def run_in_subprocess(spec: RunSpec, run_dir: Path, options: RunOptions) -> None:
+    """Run one multi-device run as its own `python -m bench run-one` (Lightning's DDP launcher
+    starts the other ranks by re-running that command)."""
+    RunFolder(run_dir).start(spec, keep_checkpoints=options.checkpoints)
+    subprocess.run([sys.executable, "-m", "bench", "run-one", str(run_dir), "--wandb",
+                    options.wandb, "--devices", str(options.devices), "--strategy",
+                    options.strategy, "--accelerator", options.accelerator], check=False,
+                   stdout=subprocess.DEVNULL)
+
+
+def _threads(devices: int) -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, cores // devices)

@@ -1,0 +1,22 @@
+"""Runs record the code version: commit and dirty flag, read from git itself."""
+
+from __future__ import annotations
+
+import subprocess
+
+from bench.provenance import PROJECT_ROOT, environment, git_state
+
+
+def test_git_state_matches_git():
+    commit, dirty = git_state()
+    head = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    porcelain = subprocess.run(["git", "-C", str(PROJECT_ROOT), "status", "--porcelain"],
+                               capture_output=True, text=True, check=True).stdout
+    assert commit == head and dirty == bool(porcelain.strip())
+
+
+def test_environment_names_versions_and_hardware():
+    env = environment()
+    assert env["libraries"]["torch"] and env["libraries"]["pytorch-lightning"]
+    assert env["cpu_count"] >= 1 and env["host"] and env["python"].count(".") == 2
