@@ -9,10 +9,10 @@ STAMP    := $(VENV)/.annealbench-installed
 SUITE    ?= quick
 RESULTS  ?= results/$(SUITE)
 WORKERS  ?=
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -m "not slow"
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test test-all bench figures report perf clean
+.PHONY: help venv test test-all bench figures perf clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -28,8 +28,11 @@ $(STAMP): pyproject.toml scripts/install_torch.sh
 
 venv: $(STAMP) ## create/refresh the virtual environment (.venv) with the project installed
 
-test: $(STAMP) ## run the test suite (CPU; gpu tests skip without a GPU)
+test: $(STAMP) ## run the test suite without the slow tests (gpu tests skip without a GPU)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-all: $(STAMP) ## run every test, the slow ones included
+	$(PY) -m pytest
 
 bench: $(STAMP) ## run the quick suite on embedded data, then the analysis and report
 	$(PY) -m bench run $(SUITE) --out $(RESULTS) $(if $(WORKERS),--workers $(WORKERS))

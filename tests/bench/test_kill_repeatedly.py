@@ -32,7 +32,7 @@ def test_twenty_random_kills_then_resume(tmp_path):
         proc = subprocess.Popen(bench_cmd("run", "smoke", "--out", str(out), "--workers", "2",
                                           "--wandb", "disabled"), cwd=ROOT, env=bench_env(),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.3, 0.6 * clean_s))
+        time.sleep(rng.uniform(0.3, clean_s))  # start-up alone can take most of a clean sweep
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         done = list(out.glob("runs/*/DONE"))
