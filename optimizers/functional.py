@@ -13,8 +13,10 @@ the lists of one param group, and return Σ Δ² over the group (float32) for th
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -87,8 +89,20 @@ def foreach_step(lists: GroupLists, sc: StepConfig, track_rms: bool = True) -> t
     return torch.stack(norms).square().sum().float()
 
 
-# Columns of the per-tensor scalar table passed to the compiled function.
-_MU, _BETA, _ETA, _GAMMA, _BETA2, _BC1, _BC2_SQRT, _EPS, _BETA_A, _BC_A, _WD = range(11)
+# Columns of the per-tensor scalar table passed to the compiled function. Every quotient by a
+# per-step scalar (the bias corrections) is folded into one precomputed factor, so the kernel
+# does one vector division (by the denominator) and one square root per coordinate, as fused
+# AdamW does.
+(_SCALE, _BETA, _ETA, _GAMMA, _BETA2, _ONE_M_BETA2, _INV_BC2_SQRT, _EPS, _BETA_A, _ONE_M_BETA_A,
+ _INV_BC_A, _DECAY, _WD) = range(13)
+
+
+def _table_row(sc: StepConfig, t: int, momentum: bool) -> list[float]:
+    """The scalars of one tensor's step t (see the column names above)."""
+    scale = -sc.mu_t / (1 - sc.beta**t) if momentum else -sc.mu_t * sc.eta
+    return [scale, sc.beta, sc.eta, sc.gamma, sc.beta2, 1 - sc.beta2, 1 / (1 - sc.beta2**t) ** 0.5,
+            sc.eps, sc.numerator_beta, 1 - sc.numerator_beta, 1 / (1 - sc.numerator_beta**t),
+            1 - sc.mu_t * sc.weight_decay, sc.weight_decay]
 
 
 def _fused_chunk(params: list[torch.Tensor], grads: list[torch.Tensor], sq: list[torch.Tensor],
@@ -101,25 +115,24 @@ def _fused_chunk(params: list[torch.Tensor], grads: list[torch.Tensor], sq: list
         c = table[i]
         w = params[i]
         g = grads[i] + c[_WD] * w if coupled else grads[i]
-        second = sq[i] * c[_BETA2] + (1 - c[_BETA2]) * g * g
-        denom = second.sqrt() / c[_BC2_SQRT] + c[_EPS]
+        second = sq[i] * c[_BETA2] + c[_ONE_M_BETA2] * (g * g)
+        denom = second.sqrt() * c[_INV_BC2_SQRT] + c[_EPS]
         filtered_in = g - c[_GAMMA] * prev[i] if use_prev else g
         if momentum:
             v = avg[i] * c[_BETA] + c[_ETA] * filtered_in
-            step_dir = v / c[_BC1] / denom
+            delta = c[_SCALE] * v / denom
         else:
-            step_dir = c[_ETA] * filtered_in / denom
+            delta = c[_SCALE] * filtered_in / denom
         if numerator != "one":
             g_bar = g / denom
             sample = g_bar * g_bar if numerator == "moment" else w * g_bar
-            a_avg = num[i] * c[_BETA_A] + (1 - c[_BETA_A]) * sample
-            a = a_avg / c[_BC_A]
+            a_avg = num[i] * c[_BETA_A] + c[_ONE_M_BETA_A] * sample
+            a = a_avg * c[_INV_BC_A]
             if numerator == "parcor":
                 a = a.clamp(0.0, 1.0)
-            step_dir = a * step_dir
+            delta = a * delta
             num[i].copy_(a_avg)
-        delta = -c[_MU] * step_dir
-        w_new = w * (1 - c[_MU] * c[_WD]) + delta if decoupled else w + delta
+        w_new = w * c[_DECAY] + delta if decoupled else w + delta
         sq[i].copy_(second)
         if momentum:
             avg[i].copy_(v)
@@ -131,14 +144,32 @@ def _fused_chunk(params: list[torch.Tensor], grads: list[torch.Tensor], sq: list
     return torch.stack(sums).sum() if track else None
 
 
-_compiled_chunk = None
+# The inputs are flat views built here, so inductor's per-call size and alignment checks (one
+# Python call per tensor and call) only cost time.
+_COMPILE_OPTIONS = {"size_asserts": False, "alignment_asserts": False}
+# Graphs per process: chunk lengths 1..32 (6) × with/without the reduction × the flag
+# combinations in use; dynamo's default limit (8) would send the rest to eager, silently slow.
+_RECOMPILE_LIMIT = 64
+_compiled: dict[int, Any] = {}
 
 
 def _get_compiled():
-    global _compiled_chunk
-    if _compiled_chunk is None:
-        _compiled_chunk = torch.compile(_fused_chunk, dynamic=True, fullgraph=True)
-    return _compiled_chunk
+    """The compiled chunk step for the current number of intra-op threads.
+
+    Inductor bakes the thread count into CPU kernels and its on-disk cache does not key on it:
+    a kernel compiled in a one-thread process (a test, a worker of a pool) would run on one
+    thread everywhere. Passing the count as `cpp.threads` makes it part of the cache key.
+    """
+    threads = torch.get_num_threads()
+    fn = _compiled.get(threads)
+    if fn is None:
+        kwargs: dict[str, Any] = {}
+        if "recompile_limit" in inspect.signature(torch.compile).parameters:
+            kwargs["recompile_limit"] = _RECOMPILE_LIMIT
+        fn = _compiled[threads] = torch.compile(
+            _fused_chunk, dynamic=True, fullgraph=True,
+            options={**_COMPILE_OPTIONS, "cpp.threads": threads}, **kwargs)
+    return fn
 
 
 def _chunks(n: int) -> list[tuple[int, int]]:
@@ -156,32 +187,74 @@ def compiled_supported(params: list[torch.Tensor]) -> bool:
     return all(p.is_contiguous() for p in params)
 
 
+_STATE_FIELDS = ("exp_avg_sq", "exp_avg", "prev_grad", "numerator_avg")
+
+
+class FlatViews:
+    """Flat views of a group's parameters and state tensors, kept from one step to the next.
+
+    Making a view costs about a microsecond, as much as the whole update of a small tensor. The
+    views are rebuilt whenever the group's tensors change: another set of parameters with
+    gradients, a parameter whose storage was replaced (`p.data = ...`), or new state tensors
+    (`load_state_dict`). The views keep their tensors alive, so an id seen here is never reused
+    by another tensor while it is cached.
+    """
+
+    def __init__(self, lists: GroupLists) -> None:
+        self.key = self.key_of(lists)
+        self.params = [p.detach().view(-1) for p in lists.params]
+        self.state = {f: [x.view(-1) for x in getattr(lists, f)] for f in _STATE_FIELDS}
+
+    @staticmethod
+    def key_of(lists: GroupLists) -> tuple:
+        return (tuple(map(id, lists.params)), tuple(p.data_ptr() for p in lists.params),
+                *(tuple(map(id, getattr(lists, f))) for f in _STATE_FIELDS))
+
+    @classmethod
+    def get(cls, lists: GroupLists, cache: dict[str, FlatViews] | None, slot: str) -> FlatViews:
+        """The cached views for `slot` when still valid, else new ones (stored in `cache`)."""
+        if cache is None:
+            return cls(lists)
+        views = cache.get(slot)
+        if views is None or views.key != cls.key_of(lists):
+            views = cache[slot] = cls(lists)
+        return views
+
+
+def _table(lists: GroupLists, sc: StepConfig, momentum: bool) -> torch.Tensor:
+    """The per-tensor scalar table; one row computed per distinct step count (usually one)."""
+    param = lists.params[0]
+    dtype = torch.float64 if param.dtype == torch.float64 else torch.float32
+    first = lists.steps[0]
+    if all(t == first for t in lists.steps):
+        table = torch.tensor(_table_row(sc, first, momentum), dtype=dtype).repeat(len(lists.steps), 1)
+    else:
+        rows = {t: _table_row(sc, t, momentum) for t in set(lists.steps)}
+        table = torch.tensor([rows[t] for t in lists.steps], dtype=dtype)
+    return table.to(param.device, non_blocking=True)
+
+
 @torch.no_grad()
-def compiled_step(lists: GroupLists, sc: StepConfig, track_rms: bool = True) -> torch.Tensor | None:
+def compiled_step(lists: GroupLists, sc: StepConfig, track_rms: bool = True,
+                  cache: dict[str, FlatViews] | None = None, slot: str = "") -> torch.Tensor | None:
     """One μ[t]·Φ step over a group with the fused compiled kernel; returns Σ Δ² (float32).
 
-    With `track_rms=False` the fused reduction is left out and None is returned.
+    With `track_rms=False` the fused reduction is left out and None is returned. `cache` (a
+    dict the caller keeps, e.g. per optimizer) holds the group's flat views under `slot`.
     """
     fn = _get_compiled()
-    rows = [[sc.mu_t, sc.beta, sc.eta, sc.gamma, sc.beta2,
-             (1 - sc.beta**t) if sc.beta > 0 else 1.0, (1 - sc.beta2**t) ** 0.5, sc.eps,
-             sc.numerator_beta, 1 - sc.numerator_beta**t, sc.weight_decay]
-            for t in lists.steps]
+    momentum = bool(lists.exp_avg)
+    table = _table(lists, sc, momentum)
+    views = FlatViews.get(lists, cache, slot)
+    grads = [g.reshape(-1) for g in lists.grads]  # a view unless a gradient is not contiguous
+    st = views.state
     device = lists.params[0].device
-    table = torch.tensor(rows, dtype=torch.float32 if lists.params[0].dtype != torch.float64 else torch.float64)
-    table = table.to(device, non_blocking=True)
-
-    def flat(xs: list[torch.Tensor], a: int, b: int) -> list[torch.Tensor]:
-        return [x.detach().view(-1) for x in xs[a:b]] if xs else []
-
-    total = torch.zeros((), dtype=torch.float32, device=device)
+    total = torch.zeros((), dtype=torch.float32, device=device) if track_rms else None
     for a, b in _chunks(len(lists.params)):
         try:
-            part = fn(flat(lists.params, a, b), [g.reshape(-1) for g in lists.grads[a:b]],
-                      flat(lists.exp_avg_sq, a, b), flat(lists.exp_avg, a, b),
-                      flat(lists.prev_grad, a, b), flat(lists.numerator_avg, a, b),
-                      table[a:b], bool(lists.exp_avg), bool(lists.prev_grad), sc.numerator,
-                      bool(sc.weight_decay) and not sc.decoupled,
+            part = fn(views.params[a:b], grads[a:b], st["exp_avg_sq"][a:b], st["exp_avg"][a:b],
+                      st["prev_grad"][a:b], st["numerator_avg"][a:b], table[a:b], momentum,
+                      bool(lists.prev_grad), sc.numerator, bool(sc.weight_decay) and not sc.decoupled,
                       bool(sc.weight_decay) and sc.decoupled, track_rms)
             if track_rms:
                 total = total + part
@@ -193,7 +266,7 @@ def compiled_step(lists: GroupLists, sc: StepConfig, track_rms: bool = True) -> 
             rest_sumsq = foreach_step(rest, sc, track_rms)
             raise CompileUnavailable(err, finished=True,
                                      sumsq=total + rest_sumsq if track_rms else None) from err
-    return total if track_rms else None
+    return total
 
 
 class CompileUnavailable(RuntimeError):

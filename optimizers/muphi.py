@@ -96,11 +96,16 @@ class MuPhi(torch.optim.Optimizer):
         impl: `auto` (compiled where supported and worth it, else foreach), `compiled`,
             `foreach` or `reference` (the per-tensor specification).
         track_rms: compute `rms_step` (one fused reduction); False leaves it None.
+        rms_every: compute `rms_step` only on steps whose count (steps taken, this one
+            included) is a multiple of this; it is None after the others. A training loop that
+            logs every n steps sets it to n (the tasks do): the reduction is the one part of the
+            step that is not free on a CPU, and only the logged steps need it.
 
     Step k (counting from 0, per param group) uses progress r = k/τ. Past τ the window keeps its
     end value and a warning is logged once. After every step each group holds `mu_t` (float,
     μ[t] = μ·Ϝ[t]) and `rms_step` (0-d float32 tensor on the parameters' device, the RMS of Δ
-    over the coordinates updated in this step; decoupled weight decay's shrink is not part of Δ).
+    over the coordinates updated in this step; decoupled weight decay's shrink is not part of Δ;
+    None on steps `track_rms`/`rms_every` leave out).
     """
 
     def __init__(self, params, lr: float = 1e-3, *, window: str | Window = "cosine",
@@ -109,7 +114,7 @@ class MuPhi(torch.optim.Optimizer):
                  numerator: str = "one", numerator_beta: float = 0.999, weight_decay: float = 0.0,
                  decoupled_weight_decay: bool = True, p: float = 1.0, warmup: float = 0.0,
                  plateau: float = 0.0, floor: float = 0.0, impl: str = "auto",
-                 track_rms: bool = True) -> None:
+                 track_rms: bool = True, rms_every: int = 1) -> None:
         if isinstance(window, Window):
             if (p, warmup, plateau, floor) != (1.0, 0.0, 0.0, 0.0):
                 raise ValueError("p, warmup, plateau and floor are not allowed with a Window object: "
@@ -119,8 +124,10 @@ class MuPhi(torch.optim.Optimizer):
             raise ValueError(f"impl={impl!r} is unknown: allowed are {', '.join(IMPLS)}")
         self.impl = impl
         self.track_rms = bool(track_rms)
+        self.rms_every = rms_every
         self._warned_past_end = False
         self._compile_failed = False
+        self._flat_views: dict[str, F.FlatViews] = {}  # per param group, for the compiled path
         defaults = dict(lr=lr, window=window, p=p, warmup=warmup, plateau=plateau, floor=floor,
                         total_steps=total_steps, betas=tuple(betas) if isinstance(betas, list) else betas,
                         gamma=gamma, eta=eta, eps=eps, numerator=numerator,
@@ -128,6 +135,16 @@ class MuPhi(torch.optim.Optimizer):
                         decoupled_weight_decay=decoupled_weight_decay)
         validate_hparams(defaults)
         super().__init__(params, defaults)
+
+    @property
+    def rms_every(self) -> int:
+        return self._rms_every
+
+    @rms_every.setter
+    def rms_every(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"rms_every={value!r} is not allowed: expected an integer >= 1")
+        self._rms_every = value
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
@@ -170,30 +187,36 @@ class MuPhi(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
+        for index, group in enumerate(self.param_groups):
             mu_t = self._mu_t(group)
             cfg = self._config(group, mu_t)
-            params = [p for p in group["params"] if p.grad is not None]
-            for p in params:
+            params, states = [], []
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
                 if p.grad.is_sparse:
                     raise ValueError("MuPhi does not support sparse gradients")
-                if not self.state[p]:
-                    self.state[p].update(init_state(p, cfg))
-            sumsq = self._update(params, cfg) if params else None
+                state = self.state[p]
+                if not state:
+                    state.update(init_state(p, cfg))
+                params.append(p)
+                states.append(state)
+            track = self.track_rms and (group["step"] + 1) % self._rms_every == 0
+            sumsq = self._update(params, states, cfg, track, slot=str(index)) if params else None
             numel = sum(p.numel() for p in params)
             group["mu_t"] = mu_t
             group["rms_step"] = (sumsq / numel).sqrt() if sumsq is not None else None
             group["step"] += 1
         return loss
 
-    def _update(self, params: list[torch.Tensor], cfg: StepConfig) -> torch.Tensor:
+    def _update(self, params: list[torch.Tensor], states: list[dict[str, Any]], cfg: StepConfig,
+                track: bool, slot: str) -> torch.Tensor | None:
         path = self._path(params)
         if path == "reference":
-            sumsq = sum(reference_step(p, p.grad, self.state[p], cfg) for p in params)
-            return sumsq if self.track_rms else None
-        for p in params:
-            self.state[p]["step"] += 1
-        states = [self.state[p] for p in params]
+            sumsq = sum(reference_step(p, p.grad, state, cfg) for p, state in zip(params, states))
+            return sumsq if track else None
+        for state in states:
+            state["step"] += 1
         lists = F.GroupLists(
             params=params, grads=[p.grad for p in params], steps=[s["step"] for s in states],
             exp_avg_sq=[s["exp_avg_sq"] for s in states],
@@ -202,7 +225,7 @@ class MuPhi(torch.optim.Optimizer):
             numerator_avg=[s["numerator_avg"] for s in states] if cfg.numerator != "one" else [])
         if path == "compiled":
             try:
-                return F.compiled_step(lists, cfg, self.track_rms)
+                return F.compiled_step(lists, cfg, track, self._flat_views, slot)
             except F.CompileUnavailable as err:
                 if self.impl == "compiled":
                     raise
@@ -211,4 +234,4 @@ class MuPhi(torch.optim.Optimizer):
                             "foreach step", err)
                 if err.finished:
                     return err.sumsq
-        return F.foreach_step(lists, cfg, self.track_rms)
+        return F.foreach_step(lists, cfg, track)

@@ -90,8 +90,32 @@ class Window:
             return 0.5 * (1.0 + np.cos(np.pi * x))
         return np.cos(0.5 * np.pi * x)  # cosine1
 
+    def _shape_scalar(self, x: float) -> float:
+        """`shape` for one float, with `math` (the optimizer calls this once per step)."""
+        if self.kind == "constant":
+            return 1.0
+        if self.kind == "linear":
+            return 1.0 - x
+        if self.kind == "root":
+            return min(max(1.0 - x, 0.0), 1.0) ** (1.0 / self.p)
+        if self.kind == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * x))
+        return math.cos(0.5 * math.pi * x)
+
+    def _scalar(self, r: float) -> float:
+        if not (math.isfinite(r) and 0.0 <= r <= 1.0):
+            raise ValueError(f"progress r={r!r} is out of range: allowed is 0 <= r <= 1")
+        m, e = self.warmup, self.plateau
+        phi = self._shape_scalar(min(max((r - (m + e)) / (1.0 - (m + e)), 0.0), 1.0))
+        if m > 0.0 and r < m:
+            x_warm = min(max((m - r) / m, 0.0), 1.0)
+            phi = 1.0 - x_warm if self.kind == "constant" else self._shape_scalar(x_warm)
+        return self.floor + (1.0 - self.floor) * phi
+
     def __call__(self, r: float | np.ndarray) -> float | np.ndarray:
         """Ϝ(r) for progress r ∈ [0, 1] (float → float, array → array of the same shape)."""
+        if isinstance(r, (float, int)) and not isinstance(r, bool):
+            return self._scalar(float(r))
         arr = np.asarray(r, dtype=np.float64)
         if arr.size and (not np.all(np.isfinite(arr)) or arr.min() < 0.0 or arr.max() > 1.0):
             bad = arr[~((arr >= 0.0) & (arr <= 1.0))].flat[0]

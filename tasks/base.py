@@ -87,7 +87,10 @@ class TaskModule(pl.LightningModule):
 
     # --- optimizer -----------------------------------------------------------------------
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.optimizer_factory(param_groups(self.net), self.total_steps)
+        optimizer = self.optimizer_factory(param_groups(self.net), self.total_steps)
+        if hasattr(optimizer, "rms_every"):  # MuPhi: reduce Σ Δ² on the logged steps only
+            optimizer.rms_every = self.log_every
+        return optimizer
 
     def _optimizer(self) -> torch.optim.Optimizer:
         return self.trainer.optimizers[0]
@@ -120,13 +123,13 @@ class TaskModule(pl.LightningModule):
         return step % self.log_every == 0
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        if self._is_log_step(self.global_step + 1) and "rms_step" not in optimizer.param_groups[0]:
+        if self._is_log_step(self.global_step + 1) and not getattr(optimizer, "track_rms", False):
             self._snapshot = [p.detach().clone() for g in optimizer.param_groups
                               for p in g["params"]]
 
     def _rms_step(self, optimizer: torch.optim.Optimizer) -> float:
         groups = optimizer.param_groups
-        if all("rms_step" in g for g in groups):
+        if all(g.get("rms_step") is not None for g in groups):
             sizes = [sum(p.numel() for p in g["params"]) for g in groups]
             total = sum(_as_float(g["rms_step"]) ** 2 * n for g, n in zip(groups, sizes))
             return math.sqrt(total / sum(sizes))

@@ -36,20 +36,26 @@ class Variant:
     make: Callable[[list[torch.Tensor]], torch.optim.Optimizer]
 
 
+CADENCE = 10
+"""rms_every of the `-rms-logged` variants and steps per timing round, so every round holds
+exactly one reduction: the cadence of the smoke presets (the quick presets log every 20-50)."""
+
+
+def _muphi(impl: str, **kwargs) -> Callable[[list[torch.Tensor]], torch.optim.Optimizer]:
+    return lambda ps: MuPhi(ps, lr=1e-3, total_steps=10**6, impl=impl, **kwargs)
+
+
 def _variants(with_reference: bool) -> list[Variant]:
     out = [
         Variant("adamw-fused", lambda ps: torch.optim.AdamW(ps, lr=1e-3, fused=True)),
         Variant("adamw-foreach", lambda ps: torch.optim.AdamW(ps, lr=1e-3, foreach=True)),
-        Variant("muphi-compiled", lambda ps: MuPhi(ps, lr=1e-3, total_steps=10**6, impl="compiled")),
-        Variant("muphi-compiled-no-rms", lambda ps: MuPhi(ps, lr=1e-3, total_steps=10**6, impl="compiled",
-                                                         track_rms=False)),
-        Variant("muphi-foreach", lambda ps: MuPhi(ps, lr=1e-3, total_steps=10**6, impl="foreach")),
-        Variant("muphi-foreach-no-rms", lambda ps: MuPhi(ps, lr=1e-3, total_steps=10**6, impl="foreach",
-                                                        track_rms=False)),
     ]
+    for impl in ("compiled", "foreach"):
+        out += [Variant(f"muphi-{impl}-no-rms", _muphi(impl, track_rms=False)),
+                Variant(f"muphi-{impl}-rms-logged", _muphi(impl, rms_every=CADENCE)),
+                Variant(f"muphi-{impl}-rms-every-step", _muphi(impl))]
     if with_reference:
-        out.append(Variant("muphi-reference", lambda ps: MuPhi(ps, lr=1e-3, total_steps=10**6,
-                                                               impl="reference")))
+        out.append(Variant("muphi-reference", _muphi("reference")))
     return out
 
 
@@ -70,7 +76,7 @@ def _sync(device: str) -> None:
 
 
 def time_steps(variants: list[Variant], *, total: int, n_tensors: int = 50, rounds: int = 15,
-               steps_per_round: int = 5, warmup_steps: int = 3, device: str = "cpu") -> list[dict]:
+               steps_per_round: int = CADENCE, warmup_steps: int = 3, device: str = "cpu") -> list[dict]:
     """Median and IQR of the step time of each variant, with its per-round ratio to the first.
 
     Returns one row per variant: name, params, tensors, n (rounds), median_ms, q1_ms, q3_ms,
@@ -106,14 +112,18 @@ def time_steps(variants: list[Variant], *, total: int, n_tensors: int = 50, roun
 
 
 def logging_cost(rows: list[dict]) -> list[dict]:
-    """Cost of `rms_step` per path: median over rounds of t(with) / t(without) - 1."""
+    """Cost of `rms_step` per path and cadence: t(with) / t(without) - 1 of the medians."""
     by_name = {r["name"]: r for r in rows}
     out = []
     for path in ("compiled", "foreach"):
-        with_rms, without = by_name.get(f"muphi-{path}"), by_name.get(f"muphi-{path}-no-rms")
-        if with_rms and without:
-            out.append({"path": path, "with_ms": with_rms["median_ms"], "without_ms": without["median_ms"],
-                        "overhead": with_rms["median_ms"] / without["median_ms"] - 1})
+        without = by_name.get(f"muphi-{path}-no-rms")
+        for cadence, label in (("rms-logged", f"every {CADENCE} steps (logged steps)"),
+                               ("rms-every-step", "every step")):
+            with_rms = by_name.get(f"muphi-{path}-{cadence}")
+            if with_rms and without:
+                out.append({"path": path, "cadence": label, "with_ms": with_rms["median_ms"],
+                            "without_ms": without["median_ms"],
+                            "overhead": with_rms["median_ms"] / without["median_ms"] - 1})
     return out
 
 
@@ -123,7 +133,7 @@ def run(*, total: int = 10_000_000, n_tensors: int = 50, rounds: int = 15,
     """The whole benchmark: main comparison, logging cost, scaling and state bytes per parameter."""
     main = time_steps(_variants(with_reference), total=total, n_tensors=n_tensors, rounds=rounds, device=device)
     scale_rows = []
-    pair = [v for v in _variants(False) if v.name in ("adamw-fused", "muphi-compiled")]
+    pair = [v for v in _variants(False) if v.name in ("adamw-fused", "muphi-compiled-rms-logged")]
     for size in scaling:
         scale_rows += time_steps(pair, total=size, n_tensors=n_tensors, rounds=max(5, rounds // 2), device=device)
     state = [{"optimizer": k, "bytes_per_param": v} for k, v in state_bytes_table().items()]
@@ -140,9 +150,10 @@ def to_markdown(result: dict[str, list[dict]], device: str = "cpu") -> str:
     for r in result["step"]:
         lines.append(f"| {r['name']} | {r['params']:,} in {r['tensors']} | {r['median_ms']:.2f} | "
                      f"{r['q1_ms']:.2f}–{r['q3_ms']:.2f} | {r['ratio']:.3f} [{r['ratio_q1']:.3f}–{r['ratio_q3']:.3f}] |")
-    lines += ["", "| path | with rms_step ms | without ms | overhead |", "|---|---|---|---|"]
+    lines += ["", "| path | rms_step computed | with ms | without ms | overhead |", "|---|---|---|---|---|"]
     for r in result["logging"]:
-        lines.append(f"| {r['path']} | {r['with_ms']:.2f} | {r['without_ms']:.2f} | {100 * r['overhead']:+.1f}% |")
+        lines.append(f"| {r['path']} | {r['cadence']} | {r['with_ms']:.2f} | {r['without_ms']:.2f} | "
+                     f"{100 * r['overhead']:+.1f}% |")
     lines += ["", "| params | variant | median ms | ratio to fused AdamW | ns per param |", "|---|---|---|---|---|"]
     for r in result["scaling"]:
         lines.append(f"| {r['params']:,} | {r['name']} | {r['median_ms']:.2f} | {r['ratio']:.3f} | "

@@ -166,9 +166,13 @@ def test_reference_and_foreach_agree_in_float32() -> None:
     _assert_same_state(opt_a, opt_b, flat_a, flat_b, rtol=1e-4, atol=1e-5)
 
 
-def test_compiled_path_matches_foreach() -> None:
-    """The fused compiled step (one compile for this flag combination, cached on disk)."""
-    hp = {"betas": (0.9, 0.999), "numerator": "parcor", "weight_decay": 0.1, "gamma": 0.3}
+@pytest.mark.parametrize("hp", [
+    {"betas": (0.9, 0.999), "numerator": "parcor", "weight_decay": 0.1, "gamma": 0.3},
+    {"betas": (0.0, 0.99), "numerator": "moment", "weight_decay": 0.05, "gamma": -0.2, "eta": 0.7,
+     "decoupled_weight_decay": False},
+], ids=["momentum-parcor-decoupled", "no-momentum-moment-coupled"])
+def test_compiled_path_matches_foreach(hp) -> None:
+    """The fused compiled step (one compile per flag combination, cached on disk)."""
     params_a, frozen_a = _groups(torch.float32)
     params_b, frozen_b = copy.deepcopy((params_a, frozen_a))
     params_a, params_b = params_a[:1], params_b[:1]
@@ -178,6 +182,60 @@ def test_compiled_path_matches_foreach() -> None:
     _run_same_gradients(opt_a, opt_b, flat_a, flat_b, steps=20, dtype=torch.float32)
     _assert_same_state(opt_a, opt_b, flat_a, flat_b, rtol=1e-4, atol=1e-5)
     assert torch.equal(frozen_a, frozen_b)
+
+
+@pytest.mark.parametrize("impl", ["foreach", "compiled"])
+def test_rms_every_reduces_on_multiples_only_and_changes_nothing_else(impl) -> None:
+    params_a, frozen_a = _groups(torch.float32)
+    params_b, frozen_b = copy.deepcopy((params_a, frozen_a))
+    flat_a, flat_b = params_a[0], params_b[0]
+    opt_a = MuPhi(flat_a, lr=0.05, total_steps=40, impl=impl)
+    opt_b = MuPhi(flat_b, lr=0.05, total_steps=40, impl=impl, rms_every=5)
+    gen = torch.Generator().manual_seed(7)
+    for k in range(1, 13):
+        for pa, pb in zip(flat_a, flat_b):
+            pa.grad = torch.randn(pa.shape, generator=gen)
+            pb.grad = pa.grad.clone()
+        opt_a.step()
+        opt_b.step()
+        rms_a, rms_b = opt_a.param_groups[0]["rms_step"], opt_b.param_groups[0]["rms_step"]
+        if k % 5 == 0:
+            torch.testing.assert_close(rms_b, rms_a, rtol=0, atol=0)
+        else:
+            assert rms_b is None and float(rms_a) > 0
+        for pa, pb in zip(flat_a, flat_b):
+            assert torch.equal(pa, pb)
+
+
+def test_compiled_path_follows_replaced_storage_and_loaded_state() -> None:
+    """Its cached flat views must never write into a parameter's or state's old storage."""
+    params_a, _ = _groups(torch.float32)
+    params_b = copy.deepcopy(params_a)
+    flat_a, flat_b = params_a[0], params_b[0]
+    opt_a = MuPhi(flat_a, lr=0.05, total_steps=40, impl="foreach")
+    opt_b = MuPhi(flat_b, lr=0.05, total_steps=40, impl="compiled")
+    gen = torch.Generator().manual_seed(3)
+    for k in range(6):
+        if k == 2:  # new storage for every parameter, same values
+            for p in flat_a + flat_b:
+                p.data = p.data.clone()
+        if k == 4:  # state tensors replaced by a round trip through a state dict
+            opt_b.load_state_dict(copy.deepcopy(opt_b.state_dict()))
+        for pa, pb in zip(flat_a, flat_b):
+            pa.grad = torch.randn(pa.shape, generator=gen)
+            pb.grad = pa.grad.clone()
+        opt_a.step()
+        opt_b.step()
+    _assert_same_state(opt_a, opt_b, flat_a, flat_b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.5, True, "5"])
+def test_bad_rms_every_raises_naming_it(value) -> None:
+    with pytest.raises(ValueError, match=r"rms_every=.* expected an integer >= 1"):
+        MuPhi([torch.zeros(2)], total_steps=10, rms_every=value)
+    opt = MuPhi([torch.zeros(2)], total_steps=10)
+    with pytest.raises(ValueError, match=r"rms_every="):
+        opt.rms_every = value
 
 
 # --------------------------------------------------------------- the trust region holds

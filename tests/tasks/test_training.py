@@ -115,6 +115,19 @@ def test_rms_step_is_measured_when_the_optimizer_does_not_write_it():
     assert logger.series("opt/rms_step")[0] == (1, pytest.approx(0.01, rel=1e-4))
 
 
+def test_muphi_reduces_its_rms_step_on_the_logged_steps_only():
+    from optimizers import MuPhi
+
+    task = get_task("diabetes", "smoke")
+    module, logger, _ = fit(task, lambda g, n: MuPhi(g, lr=3e-3, total_steps=n))
+    optimizer = module.trainer.optimizers[0]
+    assert optimizer.rms_every == task.config.log_every
+    rms = logger.series("opt/rms_step")
+    assert [s for s, _ in rms] == list(range(task.config.log_every, task.config.max_steps + 1,
+                                             task.config.log_every))
+    assert all(math.isfinite(v) and v > 0 for _, v in rms)
+
+
 class _Radius(torch.optim.SGD):
     """SGD that reports a radius and an RMS step the way the suite's optimizers do."""
 
