@@ -60,8 +60,14 @@ def select(suite: Suite, store: ResultsStore,
             if math.isinf(scores[best]):
                 log.warning("%s %s: every tuning run diverged or failed; using the smallest lr",
                             key[0], key[1])
+            # The best lr at an end of the grid may not be the best lr: the grid is too narrow.
+            at_edge = (best == opt.lr_grid[0] or best == opt.lr_grid[-1]) and math.isfinite(scores[best])
+            if at_edge:
+                log.warning("%s %s: the selected lr %g is at the end of the grid %s; the grid "
+                            "may not contain the best lr (widen it)", key[0], key[1], best,
+                            list(opt.lr_grid))
             chosen[key] = best
-            entries.append({**entry, "lr": best, "incomplete": incomplete,
+            entries.append({**entry, "lr": best, "at_grid_edge": at_edge, "incomplete": incomplete,
                             "scores": {repr(lr): (None if math.isinf(s) else s)
                                        for lr, s in scores.items()}})
     doc = {"suite": suite.name, "rule": suite.selection.describe(),

@@ -51,10 +51,15 @@ class Task:
         return self.spec.build(self.config, optimizer_factory, seed)
 
     def trainer_kwargs(self) -> dict[str, Any]:
-        """The task's cadence for `pl.Trainer`: nothing about devices or loggers."""
+        """The task's cadence for `pl.Trainer`: nothing about devices or loggers.
+
+        No sanity validation before training: the tasks' evaluation is tested, and in a sweep
+        those batches would be evaluated once per run for nothing.
+        """
         c = self.config
         return {"max_steps": c.max_steps, "val_check_interval": c.val_every,
-                "check_val_every_n_epoch": None, "log_every_n_steps": c.log_every}
+                "check_val_every_n_epoch": None, "log_every_n_steps": c.log_every,
+                "num_sanity_val_steps": 0}
 
     def describe(self) -> dict[str, Any]:
         """What the task is, its model and size, its steps per preset and its data source."""

@@ -60,6 +60,8 @@ def test_selection_recorded_and_used(smoke_run):
         if choice["tuned"]:
             scores = {float(k): v for k, v in choice["scores"].items()}
             assert choice["lr"] == min(scores, key=lambda lr: (scores[lr] is None, scores[lr]))
+            edge = choice["lr"] in (choice["grid"][0], choice["grid"][-1])
+            assert choice["at_grid_edge"] == (edge and scores[choice["lr"]] is not None)
 
 
 def test_status_verify_clean(smoke_run):

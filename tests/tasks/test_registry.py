@@ -50,8 +50,9 @@ def test_trainer_kwargs_are_the_cadence_only(name):
         task = get_task(name, preset)
         kwargs = task.trainer_kwargs()
         assert set(kwargs) == {"max_steps", "val_check_interval", "check_val_every_n_epoch",
-                               "log_every_n_steps"}
+                               "log_every_n_steps", "num_sanity_val_steps"}
         assert kwargs["check_val_every_n_epoch"] is None
+        assert kwargs["num_sanity_val_steps"] == 0
         assert kwargs["max_steps"] % kwargs["val_check_interval"] == 0
         assert kwargs["val_check_interval"] % kwargs["log_every_n_steps"] == 0
     steps = [get_task(name, p).trainer_kwargs()["max_steps"] for p in PRESETS]
