@@ -130,6 +130,7 @@ class TaskModule(pl.LightningModule):
     def _rms_step(self, optimizer: torch.optim.Optimizer) -> float:
         groups = optimizer.param_groups
         if all(g.get("rms_step") is not None for g in groups):
+            self._snapshot = None
             sizes = [sum(p.numel() for p in g["params"]) for g in groups]
             total = sum(_as_float(g["rms_step"]) ** 2 * n for g, n in zip(groups, sizes))
             return math.sqrt(total / sum(sizes))
