@@ -211,7 +211,7 @@ class FlatViews:
                 *(tuple(map(id, getattr(lists, f))) for f in _STATE_FIELDS))
 
     @classmethod
-    def get(cls, lists: GroupLists, cache: dict[str, FlatViews] | None, slot: str) -> FlatViews:
+    def get(cls, lists: GroupLists, cache: dict[int, FlatViews] | None, slot: int) -> FlatViews:
         """The cached views for `slot` when still valid, else new ones (stored in `cache`)."""
         if cache is None:
             return cls(lists)
@@ -236,7 +236,7 @@ def _table(lists: GroupLists, sc: StepConfig, momentum: bool) -> torch.Tensor:
 
 @torch.no_grad()
 def compiled_step(lists: GroupLists, sc: StepConfig, track_rms: bool = True,
-                  cache: dict[str, FlatViews] | None = None, slot: str = "") -> torch.Tensor | None:
+                  cache: dict[int, FlatViews] | None = None, slot: int = 0) -> torch.Tensor | None:
     """One μ[t]·Φ step over a group with the fused compiled kernel; returns Σ Δ² (float32).
 
     With `track_rms=False` the fused reduction is left out and None is returned. `cache` (a

@@ -127,7 +127,7 @@ class MuPhi(torch.optim.Optimizer):
         self.rms_every = rms_every
         self._warned_past_end = False
         self._compile_failed = False
-        self._flat_views: dict[str, F.FlatViews] = {}  # per param group, for the compiled path
+        self._flat_views: dict[int, F.FlatViews] = {}  # per param group, for the compiled path
         defaults = dict(lr=lr, window=window, p=p, warmup=warmup, plateau=plateau, floor=floor,
                         total_steps=total_steps, betas=tuple(betas) if isinstance(betas, list) else betas,
                         gamma=gamma, eta=eta, eps=eps, numerator=numerator,
@@ -202,7 +202,7 @@ class MuPhi(torch.optim.Optimizer):
                 params.append(p)
                 states.append(state)
             track = self.track_rms and (group["step"] + 1) % self._rms_every == 0
-            sumsq = self._update(params, states, cfg, track, slot=str(index)) if params else None
+            sumsq = self._update(params, states, cfg, track, slot=index) if params else None
             numel = sum(p.numel() for p in params)
             group["mu_t"] = mu_t
             group["rms_step"] = (sumsq / numel).sqrt() if sumsq is not None else None
@@ -210,7 +210,7 @@ class MuPhi(torch.optim.Optimizer):
         return loss
 
     def _update(self, params: list[torch.Tensor], states: list[dict[str, Any]], cfg: StepConfig,
-                track: bool, slot: str) -> torch.Tensor | None:
+                track: bool, slot: int) -> torch.Tensor | None:
         path = self._path(params)
         if path == "reference":
             sumsq = sum(reference_step(p, p.grad, state, cfg) for p, state in zip(params, states))

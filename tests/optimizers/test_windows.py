@@ -152,3 +152,17 @@ def test_window_statistics_need_two_steps(steps) -> None:
         window_mean(make_window("linear"), steps)
     with pytest.raises(ValueError, match=r"steps=.*>= 2"):
         window_smoothness(make_window("linear"), steps)
+
+
+@pytest.mark.parametrize("window", [
+    make_window("constant"), make_window("linear"), make_window("cosine"), make_window("cosine1"),
+    make_window("root", p=2), make_window("root", p=0.5), make_window("cosine", warmup=0.1, plateau=0.2, floor=0.05),
+    make_window("constant", warmup=0.2), make_window("linear", warmup=0.05, plateau=0.6),
+], ids=lambda w: w.label)
+def test_scalar_and_array_evaluation_agree(window) -> None:
+    """The optimizer's per-step scalar path and the array path are one function."""
+    r = np.linspace(0.0, 1.0, 2001)
+    scalars = np.array([window(float(x)) for x in r])
+    np.testing.assert_allclose(scalars, window(r), rtol=0, atol=1e-15)
+    with pytest.raises(ValueError, match="out of range"):
+        window(1.5)
