@@ -19,12 +19,13 @@ from typing import Any
 import torch
 
 from optimizers import functional as F
+from optimizers import native
 from optimizers.reference import NUMERATORS, StepConfig, init_state, reference_step
 from optimizers.windows import Window, make_window, progress
 
 log = logging.getLogger(__name__)
 
-IMPLS: tuple[str, ...] = ("auto", "compiled", "foreach", "reference")
+IMPLS: tuple[str, ...] = ("auto", "fused", "compiled", "foreach", "reference")
 AUTO_COMPILE_MIN_NUMEL = 1 << 20
 """`impl="auto"` compiles only groups with at least this many coordinates: below it the step is
 too cheap for the one-off compile (seconds) to pay back."""
@@ -93,7 +94,9 @@ class MuPhi(torch.optim.Optimizer):
         numerator: `one`, `moment` (a = E[ḡ²]) or `parcor` (a = clip(E[w·ḡ], 0, 1)).
         numerator_beta: pole β_a of the numerator's long-memory EMA.
         weight_decay: λ; decoupled (w ← w(1 - μ[t]λ), AdamW) or coupled (g ← g + λw, Adam's L2).
-        impl: `auto` (compiled where supported and worth it, else foreach), `compiled`,
+        impl: `auto` (`fused` for float32/float64 CPU tensors where the kernel builds, else
+            `compiled` where supported and worth it, else `foreach`), `fused` (one C++ call
+            over the group, `optimizers.native`), `compiled` (torch.compile; the GPU path),
             `foreach` or `reference` (the per-tensor specification).
         track_rms: compute `rms_step` (one fused reduction); False leaves it None.
         rms_every: compute `rms_step` only on steps whose count (steps taken, this one
@@ -177,6 +180,12 @@ class MuPhi(torch.optim.Optimizer):
     def _path(self, params: list[torch.Tensor]) -> str:
         if self.impl != "auto":
             return self.impl
+        first = params[0]
+        if first.is_cpu and first.dtype in native.DTYPES and native.available():
+            return "fused"  # the fused step itself checks every tensor, and declines if need be
+        return self._fallback_path(params)
+
+    def _fallback_path(self, params: list[torch.Tensor]) -> str:
         if self._compile_failed or not F.compiled_supported(params):
             return "foreach"
         return "compiled" if sum(p.numel() for p in params) >= AUTO_COMPILE_MIN_NUMEL else "foreach"
@@ -223,6 +232,13 @@ class MuPhi(torch.optim.Optimizer):
             exp_avg=[s["exp_avg"] for s in states] if cfg.beta > 0 else [],
             prev_grad=[s["prev_grad"] for s in states] if cfg.gamma != 0 else [],
             numerator_avg=[s["numerator_avg"] for s in states] if cfg.numerator != "one" else [])
+        if path == "fused":
+            try:
+                return native.fused_step(lists, cfg, track)
+            except native.Unsupported:
+                if self.impl == "fused":
+                    raise
+                path = self._fallback_path(params)
         if path == "compiled":
             try:
                 return F.compiled_step(lists, cfg, track, self._flat_views, slot)

@@ -50,7 +50,7 @@ def _variants(with_reference: bool) -> list[Variant]:
         Variant("adamw-fused", lambda ps: torch.optim.AdamW(ps, lr=1e-3, fused=True)),
         Variant("adamw-foreach", lambda ps: torch.optim.AdamW(ps, lr=1e-3, foreach=True)),
     ]
-    for impl in ("compiled", "foreach"):
+    for impl in ("fused", "compiled", "foreach"):
         out += [Variant(f"muphi-{impl}-no-rms", _muphi(impl, track_rms=False)),
                 Variant(f"muphi-{impl}-rms-logged", _muphi(impl, rms_every=CADENCE)),
                 Variant(f"muphi-{impl}-rms-every-step", _muphi(impl))]
@@ -115,7 +115,7 @@ def logging_cost(rows: list[dict]) -> list[dict]:
     """Cost of `rms_step` per path and cadence: t(with) / t(without) - 1 of the medians."""
     by_name = {r["name"]: r for r in rows}
     out = []
-    for path in ("compiled", "foreach"):
+    for path in ("fused", "compiled", "foreach"):
         without = by_name.get(f"muphi-{path}-no-rms")
         for cadence, label in (("rms-logged", f"every {CADENCE} steps (logged steps)"),
                                ("rms-every-step", "every step")):
@@ -133,7 +133,7 @@ def run(*, total: int = 10_000_000, n_tensors: int = 50, rounds: int = 15,
     """The whole benchmark: main comparison, logging cost, scaling and state bytes per parameter."""
     main = time_steps(_variants(with_reference), total=total, n_tensors=n_tensors, rounds=rounds, device=device)
     scale_rows = []
-    pair = [v for v in _variants(False) if v.name in ("adamw-fused", "muphi-compiled-rms-logged")]
+    pair = [v for v in _variants(False) if v.name in ("adamw-fused", "muphi-fused-rms-logged")]
     for size in scaling:
         scale_rows += time_steps(pair, total=size, n_tensors=n_tensors, rounds=max(5, rounds // 2), device=device)
     state = [{"optimizer": k, "bytes_per_param": v} for k, v in state_bytes_table().items()]

@@ -57,7 +57,8 @@ def _moved(params, dtype) -> float:
 
 @pytest.mark.parametrize(("dtype", "tol"), [(torch.float64, 1e-10), (torch.float32, 2e-5)])
 @pytest.mark.parametrize("decoupled", [True, False])
-def test_cosine_muphi_is_adamw_with_per_step_cosine(dtype, tol, decoupled) -> None:
+@pytest.mark.parametrize("impl", ["foreach", "fused"])
+def test_cosine_muphi_is_adamw_with_per_step_cosine(dtype, tol, decoupled, impl) -> None:
     window = make_window("cosine")
     wd = 0.1
 
@@ -69,7 +70,7 @@ def test_cosine_muphi_is_adamw_with_per_step_cosine(dtype, tol, decoupled) -> No
     ours, theirs = _train_pair(
         dtype, lambda ps: MuPhi(ps, lr=3e-2, window="cosine", total_steps=STEPS, betas=(0.9, 0.999),
                                 gamma=0.0, eta=0.1, weight_decay=wd, decoupled_weight_decay=decoupled,
-                                impl="foreach"),
+                                impl=impl),
         make_peer, window)
     assert _moved(ours, dtype) > 1e-2, "the network must actually train for the comparison to mean anything"
     assert _max_diff(ours, theirs) < tol
@@ -141,13 +142,14 @@ def _assert_same_state(opt_a, opt_b, params_a, params_b, rtol, atol):
                 assert sa[key] == sb[key], key
 
 
-@given(hyper)
+@pytest.mark.parametrize("impl", ["foreach", "fused"])
+@given(hp=hyper)
 @settings(max_examples=12, deadline=None)
-def test_reference_and_foreach_agree_on_identical_gradients(hp) -> None:
+def test_reference_and_fast_path_agree_on_identical_gradients(impl, hp) -> None:
     dtype = torch.float64
     params_a, frozen_a = _groups(dtype)
     params_b, frozen_b = copy.deepcopy((params_a, frozen_a))
-    opt_a, opt_b = _make(params_a, frozen_a, "reference", hp), _make(params_b, frozen_b, "foreach", hp)
+    opt_a, opt_b = _make(params_a, frozen_a, "reference", hp), _make(params_b, frozen_b, impl, hp)
     flat_a, flat_b = sum(params_a, []), sum(params_b, [])
     _run_same_gradients(opt_a, opt_b, flat_a, flat_b, steps=60, dtype=dtype)
     _assert_same_state(opt_a, opt_b, flat_a, flat_b, rtol=1e-12, atol=1e-14)
@@ -156,11 +158,12 @@ def test_reference_and_foreach_agree_on_identical_gradients(hp) -> None:
     assert _max_diff(flat_a, sum(_groups(dtype)[0], [])) > 1e-3
 
 
-def test_reference_and_foreach_agree_in_float32() -> None:
+@pytest.mark.parametrize("impl", ["foreach", "fused"])
+def test_reference_and_fast_path_agree_in_float32(impl) -> None:
     hp = {"betas": (0.9, 0.999), "numerator": "moment", "weight_decay": 0.1, "gamma": 0.2}
     params_a, frozen_a = _groups(torch.float32)
     params_b, frozen_b = copy.deepcopy((params_a, frozen_a))
-    opt_a, opt_b = _make(params_a, frozen_a, "reference", hp), _make(params_b, frozen_b, "foreach", hp)
+    opt_a, opt_b = _make(params_a, frozen_a, "reference", hp), _make(params_b, frozen_b, impl, hp)
     flat_a, flat_b = sum(params_a, []), sum(params_b, [])
     _run_same_gradients(opt_a, opt_b, flat_a, flat_b, steps=50, dtype=torch.float32)
     _assert_same_state(opt_a, opt_b, flat_a, flat_b, rtol=1e-4, atol=1e-5)
@@ -184,7 +187,7 @@ def test_compiled_path_matches_foreach(hp) -> None:
     assert torch.equal(frozen_a, frozen_b)
 
 
-@pytest.mark.parametrize("impl", ["foreach", "compiled"])
+@pytest.mark.parametrize("impl", ["foreach", "compiled", "fused"])
 def test_rms_every_reduces_on_multiples_only_and_changes_nothing_else(impl) -> None:
     params_a, frozen_a = _groups(torch.float32)
     params_b, frozen_b = copy.deepcopy((params_a, frozen_a))
@@ -207,13 +210,14 @@ def test_rms_every_reduces_on_multiples_only_and_changes_nothing_else(impl) -> N
             assert torch.equal(pa, pb)
 
 
-def test_compiled_path_follows_replaced_storage_and_loaded_state() -> None:
-    """Its cached flat views must never write into a parameter's or state's old storage."""
+@pytest.mark.parametrize("impl", ["compiled", "fused"])
+def test_fast_path_follows_replaced_storage_and_loaded_state(impl) -> None:
+    """No cached view or address may ever write into a parameter's or state's old storage."""
     params_a, _ = _groups(torch.float32)
     params_b = copy.deepcopy(params_a)
     flat_a, flat_b = params_a[0], params_b[0]
     opt_a = MuPhi(flat_a, lr=0.05, total_steps=40, impl="foreach")
-    opt_b = MuPhi(flat_b, lr=0.05, total_steps=40, impl="compiled")
+    opt_b = MuPhi(flat_b, lr=0.05, total_steps=40, impl=impl)
     gen = torch.Generator().manual_seed(3)
     for k in range(6):
         if k == 2:  # new storage for every parameter, same values
@@ -227,6 +231,82 @@ def test_compiled_path_follows_replaced_storage_and_loaded_state() -> None:
         opt_a.step()
         opt_b.step()
     _assert_same_state(opt_a, opt_b, flat_a, flat_b, rtol=1e-5, atol=1e-6)
+
+
+def _fused_pair(params, **kwargs):
+    twin = [p.detach().clone() for p in params]
+    return twin, MuPhi(params, impl="fused", **kwargs), MuPhi(twin, impl="foreach", **kwargs)
+
+
+def test_fused_step_bumps_parameter_versions_like_an_inplace_op() -> None:
+    """A backward through a graph that saved a parameter's old value must fail, not mislead."""
+    w = torch.randn(5, requires_grad=True)
+    opt = MuPhi([w], lr=0.1, total_steps=10, impl="fused")
+    (w * w).sum().backward()
+    loss = (w * w).sum()  # saves w for its backward
+    opt.step()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
+def test_fused_step_is_identical_on_one_and_two_threads() -> None:
+    """Work is split into fixed blocks and Σ Δ² summed in block order: no thread-count drift."""
+    gen = torch.Generator().manual_seed(5)
+    base = [torch.randn(70_000, generator=gen), torch.randn(300, 7, generator=gen)]
+    results = []
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            params = [p.clone() for p in base]
+            opt = MuPhi(params, lr=0.05, total_steps=20, impl="fused", numerator="parcor", gamma=0.3)
+            grads = torch.Generator().manual_seed(9)
+            for _ in range(5):
+                for p in params:
+                    p.grad = torch.randn(p.shape, generator=grads)
+                opt.step()
+            results.append((params, opt.param_groups[0]["rms_step"]))
+    finally:
+        torch.set_num_threads(threads)
+    (p1, r1), (p2, r2) = results
+    assert torch.equal(r1, r2) and all(torch.equal(a, b) for a, b in zip(p1, p2))
+
+
+def test_auto_takes_another_path_for_tensors_the_fused_step_declines() -> None:
+    """bfloat16 and non-contiguous parameters: `auto` falls back, `fused` says what is wrong."""
+    gen = torch.Generator().manual_seed(2)
+    half = [torch.randn(6, 4, generator=gen).to(torch.bfloat16)]
+    strided = [torch.randn(4, 6, generator=gen).t()]
+    for params in (half, strided):
+        twin, auto, foreach = _fused_pair(params, lr=0.05, total_steps=10)
+        auto.impl = "auto"
+        for _ in range(3):
+            for p, q in zip(params, twin):
+                p.grad = torch.randn(p.shape, generator=gen).to(p.dtype)
+                q.grad = p.grad.clone()
+            auto.step()
+            foreach.step()
+        assert all(torch.equal(p, q) for p, q in zip(params, twin))
+    with pytest.raises(ValueError, match=r"float32 or float64 parameters, not torch.bfloat16"):
+        opt = MuPhi(half, lr=0.05, total_steps=10, impl="fused")
+        half[0].grad = torch.ones_like(half[0])
+        opt.step()
+    with pytest.raises(ValueError, match=r"a parameter is torch.float32 on cpu, contiguous=False"):
+        opt = MuPhi(strided, lr=0.05, total_steps=10, impl="fused")
+        strided[0].grad = torch.ones_like(strided[0])
+        opt.step()
+
+
+def test_fused_step_copies_a_non_contiguous_gradient() -> None:
+    gen = torch.Generator().manual_seed(4)
+    params = [torch.randn(6, 4, generator=gen)]
+    twin, fused, foreach = _fused_pair(params, lr=0.05, total_steps=10)
+    for _ in range(3):
+        grad = torch.randn(4, 6, generator=gen)
+        params[0].grad, twin[0].grad = grad.t(), grad.t().contiguous()
+        fused.step()
+        foreach.step()
+    torch.testing.assert_close(params[0], twin[0], rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("value", [0, -3, 2.5, True, "5"])
