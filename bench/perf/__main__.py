@@ -76,7 +76,7 @@ def _optim_step(quick: bool) -> str:
 def _loop_overhead(quick: bool) -> str:
     from bench.perf import loop_overhead
 
-    rows = loop_overhead.measure(repeats=2 if quick else 5)
+    rows = loop_overhead.measure(repeats=2 if quick else 7)
     return ("## Training loop (target: Lightning ≤ 1.1× a bare loop on shakespeare quick, ≤ 2× on "
             "diabetes quick)\n\n" + loop_overhead.markdown(rows) + "\n")
 

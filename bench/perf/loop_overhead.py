@@ -6,9 +6,12 @@ configured the way the runner configures a sweep run (no progress bar, no model 
 checkpointing, the runner's tidy logger); the bare loop calls the task module's own
 `training_loss` and `eval_sums`, so the model's work is identical and only the framework differs.
 Runs alternate (bare, Lightning, bare, ...) so drifts of the machine hit both alike; the figure
-is the ratio of the medians over `repeats` runs each, in wall time and in the process's CPU time
-(with one torch thread the latter is immune to other processes competing for the cores). Targets (performance issue, target 2):
-≤ 1.1× on `shakespeare` quick and ≤ 2× on `diabetes` quick.
+is the median over the `repeats` pairs of each pair's ratio (Lightning / bare, adjacent runs)
+with its interquartile range, in wall time and in the process's CPU time (with one torch thread
+the latter is less exposed to other processes competing for the cores). On a shared machine a
+single run's time varies by ±15 %, so a ratio of medians drifts by several percent between
+invocations; the paired ratio cancels the slow part of that drift. Targets (performance issue,
+target 2): ≤ 1.1× on `shakespeare` quick and ≤ 2× on `diabetes` quick.
 
     python -m bench.perf.loop_overhead [--repeats 5] [--threads 1]
 """
@@ -22,6 +25,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 
 from tasks import get_task
@@ -44,11 +48,13 @@ class OverheadRow:
     lightning_median_s: float
     lightning_min_s: float
     lightning_max_s: float
-    ratio: float                 # lightning_median_s / bare_median_s
+    ratio: float                 # median over pairs of lightning / bare wall time
+    ratio_q1: float
+    ratio_q3: float
     overhead_ms_per_step: float  # (lightning - bare) medians / steps
     bare_cpu_median_s: float     # process CPU time
     lightning_cpu_median_s: float
-    cpu_ratio: float             # lightning_cpu_median_s / bare_cpu_median_s
+    cpu_ratio: float             # median over pairs of lightning / bare CPU time
     target: float
 
 
@@ -120,36 +126,39 @@ def measure(tasks: tuple[str, ...] = ("shakespeare", "diabetes"), preset: str = 
         steps = get_task(name, preset).config.max_steps
         wall_b, wall_l = [w for w, _ in bare], [w for w, _ in light]
         b, lt = statistics.median(wall_b), statistics.median(wall_l)
-        cpu_b = statistics.median(c for _, c in bare)
-        cpu_l = statistics.median(c for _, c in light)
+        wall_ratios = np.array(wall_l) / np.array(wall_b)
+        cpu_ratios = np.array([c for _, c in light]) / np.array([c for _, c in bare])
         rows.append(OverheadRow(
             task=name, preset=preset, steps=steps, repeats=repeats,
             bare_median_s=b, bare_min_s=min(wall_b), bare_max_s=max(wall_b),
             lightning_median_s=lt, lightning_min_s=min(wall_l), lightning_max_s=max(wall_l),
-            ratio=lt / b, overhead_ms_per_step=1e3 * (lt - b) / steps,
-            bare_cpu_median_s=cpu_b, lightning_cpu_median_s=cpu_l, cpu_ratio=cpu_l / cpu_b,
-            target=TARGETS.get(name, float("nan"))))
-        log.info("%s %s: bare %.2f s, Lightning %.2f s, ratio %.2f (CPU time %.2f)", name,
-                 preset, b, lt, lt / b, cpu_l / cpu_b)
+            ratio=float(np.median(wall_ratios)), ratio_q1=float(np.percentile(wall_ratios, 25)),
+            ratio_q3=float(np.percentile(wall_ratios, 75)), overhead_ms_per_step=1e3 * (lt - b) / steps,
+            bare_cpu_median_s=statistics.median(c for _, c in bare),
+            lightning_cpu_median_s=statistics.median(c for _, c in light),
+            cpu_ratio=float(np.median(cpu_ratios)), target=TARGETS.get(name, float("nan"))))
+        log.info("%s %s: bare %.2f s, Lightning %.2f s, paired ratio %.3f [IQR %.3f-%.3f] "
+                 "(CPU time %.3f)", name, preset, b, lt, rows[-1].ratio, rows[-1].ratio_q1,
+                 rows[-1].ratio_q3, rows[-1].cpu_ratio)
     return rows
 
 
 def markdown(rows: list[OverheadRow]) -> str:
     """The rows as a Markdown table."""
-    lines = ["| task | preset | steps | n | bare loop s (median, min–max) | Lightning s (median, "
-             "min–max) | ratio | CPU-time ratio | target | overhead ms/step |",
+    lines = ["| task | preset | steps | n pairs | bare loop s (median, min–max) | Lightning s (median, "
+             "min–max) | paired ratio [IQR] | paired CPU-time ratio | target | overhead ms/step |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r.task} | {r.preset} | {r.steps} | {r.repeats} | {r.bare_median_s:.2f} "
                      f"({r.bare_min_s:.2f}–{r.bare_max_s:.2f}) | {r.lightning_median_s:.2f} "
-                     f"({r.lightning_min_s:.2f}–{r.lightning_max_s:.2f}) | {r.ratio:.2f}× | "
-                     f"{r.cpu_ratio:.2f}× | ≤ {r.target:g}× | {r.overhead_ms_per_step:.2f} |")
+                     f"({r.lightning_min_s:.2f}–{r.lightning_max_s:.2f}) | {r.ratio:.3f}× "
+                     f"[{r.ratio_q1:.3f}–{r.ratio_q3:.3f}] | {r.cpu_ratio:.3f}× | ≤ {r.target:g}× | {r.overhead_ms_per_step:.2f} |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5, help="runs of each loop per task")
+    parser.add_argument("--repeats", type=int, default=7, help="runs of each loop per task")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--preset", default="quick", help="task preset to time")
     parser.add_argument("--tasks", nargs="+", default=list(TARGETS), help="tasks to time")
