@@ -95,6 +95,7 @@ def foreach_step(lists: GroupLists, sc: StepConfig, track_rms: bool = True) -> t
 # AdamW does.
 (_SCALE, _BETA, _ETA, _GAMMA, _BETA2, _ONE_M_BETA2, _INV_BC2_SQRT, _EPS, _BETA_A, _ONE_M_BETA_A,
  _INV_BC_A, _DECAY, _WD) = range(13)
+TABLE_COLUMNS = 13
 
 
 def _table_row(sc: StepConfig, t: int, momentum: bool) -> list[float]:
@@ -103,6 +104,18 @@ def _table_row(sc: StepConfig, t: int, momentum: bool) -> list[float]:
     return [scale, sc.beta, sc.eta, sc.gamma, sc.beta2, 1 - sc.beta2, 1 / (1 - sc.beta2**t) ** 0.5,
             sc.eps, sc.numerator_beta, 1 - sc.numerator_beta, 1 / (1 - sc.numerator_beta**t),
             1 - sc.mu_t * sc.weight_decay, sc.weight_decay]
+
+
+def table_values(lists: GroupLists, sc: StepConfig, momentum: bool) -> list[float]:
+    """The per-tensor scalar table, row after row (one row per tensor, `TABLE_COLUMNS` each).
+
+    One row is computed per distinct step count: usually one for the whole group.
+    """
+    first = lists.steps[0]
+    if all(t == first for t in lists.steps):
+        return _table_row(sc, first, momentum) * len(lists.steps)
+    rows = {t: _table_row(sc, t, momentum) for t in set(lists.steps)}
+    return [x for t in lists.steps for x in rows[t]]
 
 
 def _fused_chunk(params: list[torch.Tensor], grads: list[torch.Tensor], sq: list[torch.Tensor],
@@ -222,15 +235,10 @@ class FlatViews:
 
 
 def _table(lists: GroupLists, sc: StepConfig, momentum: bool) -> torch.Tensor:
-    """The per-tensor scalar table; one row computed per distinct step count (usually one)."""
+    """`table_values` as a (tensors × columns) tensor on the parameters' device."""
     param = lists.params[0]
     dtype = torch.float64 if param.dtype == torch.float64 else torch.float32
-    first = lists.steps[0]
-    if all(t == first for t in lists.steps):
-        table = torch.tensor(_table_row(sc, first, momentum), dtype=dtype).repeat(len(lists.steps), 1)
-    else:
-        rows = {t: _table_row(sc, t, momentum) for t in set(lists.steps)}
-        table = torch.tensor([rows[t] for t in lists.steps], dtype=dtype)
+    table = torch.tensor(table_values(lists, sc, momentum), dtype=dtype).view(-1, TABLE_COLUMNS)
     return table.to(param.device, non_blocking=True)
 
 

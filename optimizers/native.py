@@ -4,8 +4,8 @@ Why not only `torch.compile`: its kernel is as fast as fused AdamW's, but each c
 function pays dynamo's guards and wrappers, about 3-5 µs per tensor passed. A step over 50
 tensors spent 0.3-0.5 ms there, 5-10 % of a 10M-parameter step on a 2-core CPU, which is the
 gap to `torch.optim.AdamW(fused=True)` (itself one C++ call). This kernel (`_fused_step.cpp`)
-is that one call for MuPhi: it computes exactly the compiled path's arithmetic, for float32 and
-float64 contiguous CPU tensors, and takes its addresses from `Tensor.data_ptr()` through ctypes.
+is that one call for MuPhi: the compiled path's arithmetic in the same order (equal to it up to
+rounding), for float32 and float64 contiguous CPU tensors, and takes its addresses from `Tensor.data_ptr()` through ctypes.
 
 The library is compiled on first use with the machine's C++ compiler (`$CXX`, else g++, c++ or
 clang++; a few seconds) for the machine's own CPU (`-march=native`), and kept in a cache directory
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from optimizers.functional import GroupLists, _table_row
+from optimizers.functional import GroupLists, table_values
 from optimizers.reference import StepConfig
 
 log = logging.getLogger(__name__)
@@ -171,14 +171,18 @@ def variant(sc: StepConfig, momentum: bool, use_prev: bool, track: bool) -> int:
     return int(momentum) + 2 * int(use_prev) + 4 * _NUMERATORS[sc.numerator] + 12 * decay + 36 * int(track)
 
 
-def _addresses(tensors: list[torch.Tensor], n: int, dtype: torch.dtype, what: str) -> list[int]:
+def _addresses(tensors: list[torch.Tensor], sizes: list[int], dtype: torch.dtype, what: str) -> list[int]:
+    """Each tensor's address, after checking that the kernel may read and write it as it will."""
     if not tensors:
-        return [0] * n
-    for x in tensors:
+        return [0] * len(sizes)
+    for x, size in zip(tensors, sizes):
         if x.dtype != dtype or not x.is_cpu or not x.is_contiguous():
             raise Unsupported(f"MuPhi's fused step takes contiguous float32 or float64 CPU tensors "
                               f"of one dtype ({dtype} here): a {what} is {x.dtype} on {x.device}, "
                               f"contiguous={x.is_contiguous()}")
+        if x.numel() != size:
+            raise ValueError(f"MuPhi: a {what} tensor has {x.numel()} elements where its parameter "
+                             f"has {size} (a state dict loaded for another model?)")
     return [x.data_ptr() for x in tensors]
 
 
@@ -201,28 +205,23 @@ def fused_step(lists: GroupLists, sc: StepConfig, track_rms: bool = True) -> tor
     """
     lib = load()
     params = lists.params
-    n = len(params)
     dtype = params[0].dtype
     if dtype not in DTYPES:
         raise Unsupported(f"MuPhi's fused step takes float32 or float64 parameters, not {dtype}")
     grads = [g if g.is_contiguous() and g.dtype == dtype else g.to(dtype).contiguous() for g in lists.grads]
     momentum = bool(lists.exp_avg)
-    ptrs = array("q", _addresses(params, n, dtype, "parameter"))
-    ptrs.extend(_addresses(grads, n, dtype, "gradient"))
+    numels = [p.numel() for p in params]
+    ptrs = array("q", _addresses(params, numels, dtype, "parameter"))
+    ptrs.extend(_addresses(grads, numels, dtype, "gradient"))
     for name in ("exp_avg_sq", "exp_avg", "prev_grad", "numerator_avg"):
-        ptrs.extend(_addresses(getattr(lists, name), n, dtype, name))
-    sizes = array("q", [p.numel() for p in params])
-    first = lists.steps[0]
-    if all(t == first for t in lists.steps):
-        table = array("d", _table_row(sc, first, momentum) * n)
-    else:
-        rows = {t: _table_row(sc, t, momentum) for t in set(lists.steps)}
-        table = array("d", [x for t in lists.steps for x in rows[t]])
+        ptrs.extend(_addresses(getattr(lists, name), numels, dtype, name))
+    sizes = array("q", numels)
+    table = array("d", table_values(lists, sc, momentum))
     code = variant(sc, momentum, bool(lists.prev_grad), track_rms)
-    sumsq = lib.muphi_step(DTYPES[dtype], n, ptrs.buffer_info()[0], sizes.buffer_info()[0],
+    sumsq = lib.muphi_step(DTYPES[dtype], len(params), ptrs.buffer_info()[0], sizes.buffer_info()[0],
                            table.buffer_info()[0], code, torch.get_num_threads())
     if sumsq < 0:
-        raise RuntimeError(f"MuPhi's fused step rejected its arguments (variant {code}, {n} tensors)")
+        raise RuntimeError(f"MuPhi's fused step rejected its arguments (variant {code}, {len(params)} tensors)")
     # What an in-place torch operation does: autograd sees the parameters' new version, so a
     # backward through a graph that saved their old values fails loudly instead of silently.
     _bump_versions(params)

@@ -297,6 +297,17 @@ def test_auto_takes_another_path_for_tensors_the_fused_step_declines() -> None:
         opt.step()
 
 
+def test_fused_step_refuses_state_of_the_wrong_size() -> None:
+    """It writes through raw addresses: a mismatched state tensor must never reach the kernel."""
+    w = torch.zeros(5)
+    opt = MuPhi([w], lr=0.1, total_steps=10, impl="fused")
+    w.grad = torch.ones(5)
+    opt.step()
+    opt.state[w]["exp_avg_sq"] = torch.zeros(3)
+    with pytest.raises(ValueError, match="exp_avg_sq tensor has 3 elements where its parameter has 5"):
+        opt.step()
+
+
 def test_fused_step_copies_a_non_contiguous_gradient() -> None:
     gen = torch.Generator().manual_seed(4)
     params = [torch.randn(6, 4, generator=gen)]
