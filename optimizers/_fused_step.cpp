@@ -124,9 +124,6 @@ double step(int64_t n, const int64_t* ptrs, const int64_t* sizes, const double* 
 
 extern "C" {
 
-// The layout version: native.py refuses a library whose answer differs from its own.
-int muphi_abi_version() { return 1; }
-
 // One step over `n` tensors. `ptrs` holds NLIST lists of n addresses (0 for an unused list),
 // `sizes` the coordinates of each tensor, `table` n rows of NCOL scalars. `dtype`: 0 float,
 // 1 double. Returns Σ Δ² over all coordinates (0 when the variant does not track it), or -1 for

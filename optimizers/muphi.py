@@ -182,7 +182,9 @@ class MuPhi(torch.optim.Optimizer):
             return self.impl
         first = params[0]
         if first.is_cpu and first.dtype in native.DTYPES and native.available():
-            return "fused"  # the fused step itself checks every tensor, and declines if need be
+            # The fused step checks every tensor and declines if need be; testing the first here
+            # keeps GPU and low-precision models from building a kernel they never use.
+            return "fused"
         return self._fallback_path(params)
 
     def _fallback_path(self, params: list[torch.Tensor]) -> str:

@@ -5,13 +5,15 @@ function pays dynamo's guards and wrappers, about 3-5 µs per tensor passed. A s
 tensors spent 0.3-0.5 ms there, 5-10 % of a 10M-parameter step on a 2-core CPU, which is the
 gap to `torch.optim.AdamW(fused=True)` (itself one C++ call). This kernel (`_fused_step.cpp`)
 is that one call for MuPhi: the compiled path's arithmetic in the same order (equal to it up to
-rounding), for float32 and float64 contiguous CPU tensors, and takes its addresses from `Tensor.data_ptr()` through ctypes.
+rounding), for float32 and float64 contiguous CPU tensors, with the tensors' addresses taken from
+`Tensor.data_ptr()` and passed through ctypes.
 
 The library is compiled on first use with the machine's C++ compiler (`$CXX`, else g++, c++ or
-clang++; a few seconds) for the machine's own CPU (`-march=native`), and kept in a cache directory
-(`$ANNEALBENCH_CACHE`, else `$XDG_CACHE_HOME/annealbench`, else `~/.cache/annealbench`) under a
-name that hashes the source, the compiler, its flags and the CPU's model and feature flags; a
-cluster sharing one home directory across node types builds once per node type. Processes that
+clang++; a few seconds) for the machine's own CPU (`-march=native`), and kept in
+`$ANNEALBENCH_KERNELS`, else `~/.cache/annealbench/kernels` (beside the data cache
+`~/.cache/annealbench/cifar10`), under a name that hashes the source, the compiler, its flags and
+the CPU's model and feature flags: the name changes whenever the source does, and a cluster
+sharing one home directory across node types builds once per node type. Processes that
 build at once each write their own file and rename it into place. Where no compiler, OpenMP or
 writable directory is available, `load()` raises `NativeUnavailable` and MuPhi takes another
 path, saying so once in the log.
@@ -39,7 +41,6 @@ from optimizers.reference import StepConfig
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("_fused_step.cpp")
-ABI_VERSION = 1
 FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fopenmp", "-fPIC", "-shared", "-std=c++17")
 DTYPES = {torch.float32: 0, torch.float64: 1}
 _NUMERATORS = {"one": 0, "moment": 1, "parcor": 2}
@@ -50,11 +51,10 @@ class NativeUnavailable(RuntimeError):
 
 
 def cache_dir() -> Path:
-    """Where the compiled kernel is kept (see the module docstring)."""
-    if os.environ.get("ANNEALBENCH_CACHE"):
-        return Path(os.environ["ANNEALBENCH_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "annealbench"
+    """Where the compiled kernel is kept: `$ANNEALBENCH_KERNELS`, else `~/.cache/annealbench/kernels`."""
+    if os.environ.get("ANNEALBENCH_KERNELS"):
+        return Path(os.environ["ANNEALBENCH_KERNELS"])
+    return Path("~/.cache/annealbench/kernels").expanduser()
 
 
 def _compiler() -> str:
@@ -134,9 +134,6 @@ def load() -> ctypes.CDLL:
             except OSError:  # an unwritable cache directory: build in a private temporary one
                 path = _build(Path(tempfile.mkdtemp(prefix="annealbench-kernel-")))
             lib = ctypes.CDLL(str(path))
-            lib.muphi_abi_version.restype = ctypes.c_int
-            if lib.muphi_abi_version() != ABI_VERSION:
-                raise NativeUnavailable(f"{path} has ABI version {lib.muphi_abi_version()}, expected {ABI_VERSION}")
             lib.muphi_step.restype = ctypes.c_double
             lib.muphi_step.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p,
                                        ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
