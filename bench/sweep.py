@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +67,13 @@ class SweepSummary:
     counts: dict[str, int]
     skipped: int
     line: str
+    cpu_utilisation: float | None = None  # CPU seconds / (wall seconds × cores); local pool only
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its children that have been waited for (the workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def plan(specs: list[RunSpec], store: ResultsStore, max_retries: int) -> tuple[list[RunSpec],
@@ -104,6 +113,7 @@ def run_sweep(suite: Suite, options: SweepOptions) -> SweepSummary:
         log.info("%s: %d tuning runs (%d to run), %d evaluation runs, %d workers × %d threads",
                  suite.name, len(tune), len(todo_tune), n_eval, workers, run_options.threads)
         launch = _launcher(options, workers, run_options, env, store)
+        wall0, cpu0 = time.perf_counter(), _cpu_seconds()
         with launch as runner, SweepProgress(suite.name, len(tune) + n_eval,
                                              already=kept) as progress:
             progress.stage("tune")
@@ -116,11 +126,17 @@ def run_sweep(suite: Suite, options: SweepOptions) -> SweepSummary:
             progress.counts.update(kept_eval)
             progress.stage("eval")
             runner(todo_eval, progress.event)
+        # The pool is closed and its workers joined: their CPU time is in RUSAGE_CHILDREN.
+        utilisation = None
+        if options.launcher == "local":
+            utilisation = (_cpu_seconds() - cpu0) / ((time.perf_counter() - wall0) * cpu_count())
         store.gather(tune + evals)
         skipped = sum(kept.values()) + sum(kept_eval.values())
         line = progress.summary(skipped, str(store.root))
+        if utilisation is not None:  # e.g. "190 % CPU of 2 cores": 95 % of the machine used
+            line += f"; {100 * utilisation * cpu_count():.0f} % CPU of {cpu_count()} cores"
         return SweepSummary(total=len(tune) + len(evals), counts=dict(progress.counts),
-                            skipped=skipped, line=line)
+                            skipped=skipped, line=line, cpu_utilisation=utilisation)
 
 
 class _launcher:
