@@ -41,7 +41,7 @@ def wandb_records(run_dir: Path) -> list[dict]:
     """The records of a run's offline W&B transaction log, read by wandb's own reader."""
     offline = sorted((run_dir / "wandb").glob("offline-run-*"))
     assert len(offline) == 1, offline
-    out = subprocess.run([str(Path(sys.executable).parent / "wandb"), "leet", "inspect", "--json",
+    out = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json",
                           str(offline[0])], capture_output=True, text=True, timeout=120,
                          check=True)
     return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
