@@ -119,7 +119,7 @@ def friedman_permutation_p(ranks_: np.ndarray, seed: int = 0) -> tuple[float, bo
     (S is invariant to relabelling all blocks alike); the rest are enumerated when
     (k!)^(N−1) ≤ EXACT_PERMUTATIONS, else PERMUTATIONS random draws give (1 + #{S* ≥ S})/(1 + B).
     Exact where the χ² approximation is not: with N = 4 tasks and k = 3, χ² ≥ 6.0 has χ²₂ tail
-    0.0498 but exact probability 0.18."""
+    0.0498 but exact probability 0.069."""
     r = np.asarray(ranks_, float)
     n, k = r.shape
     observed = float(np.sum(r.sum(axis=0) ** 2))

@@ -34,12 +34,14 @@ def _task_verdict(row, a: Analysis) -> str:
     head = f"On {row.scope}, {row.config} against {row.reference}: {row.verdict}"
     if row.n < 2:
         return f"{head} (n = {row.n} paired seed(s): no test possible).{_diverged(row)}"
-    what = "mean difference" if row.test.startswith("paired t") else "median difference"
-    interval = "t-interval" if row.test.startswith("paired t") else "order-statistic interval"
+    t = row.test.startswith("paired t")
+    what, interval = ("mean difference", "t-interval") if t else ("median difference", "order-statistic interval")
+    test = "paired t-test" if t else "Wilcoxon signed-rank test (intention to treat)"
     text = (f"{head} — {what} {row.estimate:+.4g} in final {o.metric} ({_pct(1 - 2 * o.alpha)} {interval} "
             f"{row.ci_low:+.4g} to {row.ci_high:+.4g}) against the margin ±{row.margin:.3g} "
-            f"({row.margin_rule}); {row.test}, n = {row.n} seeds: Holm-adjusted p = {_g(row.p_difference)} "
-            f"for a difference, {_g(row.p_equivalence)} for equivalence.{_diverged(row)}")
+            f"({row.margin_rule}), n = {row.n} paired seeds; {test} p = {_g(row.p_difference_raw)} "
+            f"(Holm-adjusted {_g(row.p_difference)}); TOST p = {_g(row.p_equivalence_raw)} (Holm-adjusted "
+            f"{_g(row.p_equivalence)}).{_diverged(row)}")
     if row.n_diverged or row.n_diverged_reference:
         text += f" Surviving runs only (secondary, n = {int(row.n_survivors)}): {row.verdict_survivors}."
     if math.isfinite(row.posterior_better):
