@@ -40,6 +40,16 @@ def normalised_scores(final: np.ndarray, sign: float) -> np.ndarray:
     return np.where(np.isfinite(score), score, floor)
 
 
+def task_block(final: np.ndarray, status: np.ndarray, sign: float) -> np.ndarray:
+    """(C,) one task's block: each configuration's median over seeds of sign·final, a diverged
+    run counted as +inf (worst, intention to treat); failed or missing runs left out. NaN for a
+    configuration with no completed or diverged run."""
+    ran = np.isin(status, ("done", "diverged"))
+    oriented = np.where(status == "diverged", np.inf, np.where(ran, sign * final, np.nan))
+    return np.array([np.nanmedian(row[ran[c]]) if ran[c].any() else np.nan
+                     for c, row in enumerate(oriented)])
+
+
 def iqm(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """Interquartile mean: the 25 %-trimmed mean (scipy.stats.trim_mean)."""
     return stats.trim_mean(x, 0.25, axis=axis)

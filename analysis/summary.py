@@ -237,10 +237,9 @@ def _task_blocks(curves, endpoints, options, measure, notes) -> TaskBlocks:
         score = aggregate.normalised_scores(final, sign)
         cols = [tc.index(c) for c in common]
         ran = np.isin(tc.status, ("done", "diverged"))
-        oriented = np.where(tc.status == "diverged", np.inf, np.where(ran, sign * final, np.nan))
         for c, config in zip(cols, common):
             scores[config].append(score[c][ran[c]])
-        block = np.array([np.nanmedian(oriented[c]) if ran[c].any() else np.nan for c in cols])
+        block = aggregate.task_block(final[cols], tc.status[cols], sign)
         if np.isnan(block).any():
             notes.append(f"{task}: some configuration has no completed or diverged run; left out of the "
                          f"across-task rank tests.")
