@@ -1,7 +1,9 @@
-"""The theory's own prediction: the final metric depends on a window through its mean radius.
+"""The theory's own prediction: does a window matter beyond its mean radius?
 
-THEORY.md's bound depends on the radius sequence μ[t] mainly through its mean μ̄ (and the
-smoothness factor L). Per task, over the completed runs that logged μ[t], fit
+THEORY.md section 4 characterises every window by its mean and its smoothness factor L, and
+section 5 predicts that any smooth vanishing window reaches about the same final loss as cosine.
+The mean radius μ̄ = mean_t μ[t] combines the selected μ with the window's mean. Per task, over
+the completed runs that logged μ[t], fit
 
     y = β₀ + β₁·log μ̄ + ε                                    (the relation; β₁ with its t-interval)
 
