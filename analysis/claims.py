@@ -7,7 +7,6 @@ import math
 import numpy as np
 
 from analysis.aggregate import integrated_score
-from analysis.curves import sign_of
 from analysis.summary import Analysis, profile_measure
 
 
@@ -108,7 +107,8 @@ def aggregate_claims(a: Analysis) -> list[str]:
         listed = ", ".join(f"{c} {b:.2f}" for c, b in sorted(zip(a.profile_ratios.columns, score),
                                                              key=lambda t: -t[1]))
         out.append(f"Performance profiles over {what} to the target on {len(a.profile_ratios)} task(s) (one "
-                   f"problem per task: the median over seeds); AlgoPerf integrated score B (τ up to {a.options.r_max:g}, 1 = always "
+                   f"problem per task: the median over seeds); AlgoPerf integrated score B "
+                   f"(τ up to {a.options.r_max:g}, 1 = always "
                    f"fastest): {listed}.")
     f = a.friedman
     if f is not None:

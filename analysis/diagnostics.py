@@ -35,8 +35,8 @@ def run_diagnostics(mu: TaskCurves, rms: TaskCurves | None) -> pd.DataFrame:
             phi = m[ok] / np.nanmax(m)
             mean, smooth = mean_and_smoothness(r[ok], phi)
             row = {"task": mu.task, "config": config, "seed": int(seed), "status": mu.status[c, s],
-                   "window_mean": mean, "smoothness_L": smooth, "mean_radius": float(mean * np.nanmax(m)), "rms_over_mu": np.nan,
-                   "contraction_slope": np.nan}
+                   "window_mean": mean, "smoothness_L": smooth, "mean_radius": float(mean * np.nanmax(m)),
+                   "rms_over_mu": np.nan, "contraction_slope": np.nan}
             if rms is not None and rms.values.shape == mu.values.shape:
                 step = rms.values[c, s]
                 both = ok & np.isfinite(step) & (m > 0)

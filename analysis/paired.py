@@ -1,7 +1,8 @@
 """Paired comparisons against a reference over seeds (same seed = same initialisation and data).
 
-The secondary, surviving-runs analysis (the verdict itself is `analysis.verdict`'s): for one task
-and configuration c, d_s = y_{c,s} − y_{base,s} over the seeds s where both runs completed. Primary test: paired t-test on d; sensitivity: Wilcoxon signed-rank with zeros split
+The secondary, surviving-runs analysis (the verdict itself is `analysis.verdict`'s): for one
+task and configuration c, d_s = y_{c,s} − y_{base,s} over the seeds s where both runs
+completed. Primary test: paired t-test on d; sensitivity: Wilcoxon signed-rank with zeros split
 evenly between the rank sums and tied |d| given average ranks (Demšar 2006, section 3.1.3).
 """
 

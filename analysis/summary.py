@@ -1,6 +1,9 @@
-"""The whole analysis of one store: endpoints, paired tests, max-T, aggregates, power, failures.
+"""The whole analysis of one store: verdicts, endpoints, paired tests, max-T, task-level
+aggregates and rank tests, power, failures, the mean-radius relation.
 
-Everything here is numbers and tables; `analysis.claims` turns them into sentences and
+The endpoint is the held-out test metric (`test/loss`) unless told otherwise; the comparison is
+the one the suite declared (`compare.json`) unless overridden. Everything here is numbers and
+tables; `analysis.claims` turns them into sentences and
 `analysis.report` into files.
 """
 
