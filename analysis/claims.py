@@ -50,15 +50,25 @@ def _task_verdict(row, a: Analysis) -> str:
     return text
 
 
+def _hierarchical_posterior(row) -> str:
+    if not math.isfinite(row.posterior_better):
+        return ""
+    return (f" Posterior probabilities of the hierarchical Bayesian model (Benavoli et al. 2017; seeds within "
+            f"tasks, surviving runs, ROPE = each task's margin; a description, not a second test) that a new "
+            f"task finds {row.config} better {row.posterior_better:.2f}, within the margin "
+            f"{row.posterior_equivalent:.2f}, worse {row.posterior_worse:.2f}.")
+
+
 def _all_tasks_verdict(row, a: Analysis) -> str:
     head = f"Across tasks, {row.config} against {row.reference}: {row.verdict}"
     if row.test == "none":
         return (f"{head} — {row.n} task(s) with a comparison; the across-task question needs more tasks "
-                f"(the task is the unit, not the seed).")
+                f"(the task is the unit, not the seed).{_hierarchical_posterior(row)}")
     return (f"{head} — over n = {row.n} tasks (one number per task: its estimate divided by its own "
             f"margin), mean {row.estimate:+.3g} margins ({_pct(1 - 2 * a.options.alpha)} interval "
             f"{row.ci_low:+.3g} to {row.ci_high:+.3g}, equivalence margin ±1); {row.test}: Holm-adjusted "
-            f"p = {_g(row.p_difference)} for a difference, {_g(row.p_equivalence)} for equivalence.")
+            f"p = {_g(row.p_difference)} for a difference, {_g(row.p_equivalence)} for equivalence."
+            f"{_hierarchical_posterior(row)}")
 
 
 def verdict_claims(a: Analysis) -> list[str]:

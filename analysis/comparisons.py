@@ -4,7 +4,9 @@ The comparison comes from the store's `compare.json` (written by the runner from
 `compare:` section), overridden by the report's `--reference` / `--margin` / `--margin-abs`.
 Per task, `analysis.verdict` gives the ITT verdict (primary) and the verdict on surviving runs
 (secondary). Across tasks the task is the unit: each task contributes one number, its estimate
-divided by its own margin, and the same rule runs over tasks with margin 1.
+divided by its own margin, and the same rule runs over tasks with margin 1. The posterior
+probabilities beside an all-tasks verdict come from the hierarchical model
+(`analysis.hierarchical`) over every task's surviving seeds, in units of each task's margin.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis import hierarchical
 from analysis.curves import TaskCurves
 from analysis.paired import bayes_signed_rank
 from analysis.verdict import (ALL_TASKS, VERDICT_COLUMNS, decide_all, itt_differences, pair_stats,
@@ -76,7 +79,8 @@ def _posterior(d: np.ndarray, margin: float, sign: float) -> tuple[float, float,
 
 
 def _task_rows(tc: TaskCurves, final: pd.DataFrame, comparison: Comparison, alpha: float,
-               sign: float) -> list[dict]:
+               sign: float, scaled: dict) -> list[dict]:
+    """The task's rows; `scaled[(config, reference)]` collects its survivors' d / δ."""
     rows = []
     rule = comparison.margin_for(tc.task)
     for config, ref in comparison.pairs(tc.configs):
@@ -86,7 +90,10 @@ def _task_rows(tc: TaskCurves, final: pd.DataFrame, comparison: Comparison, alph
         margin = rule.resolve(float(np.nanmedian(done_ref)) if np.isfinite(done_ref).any() else math.nan)
         d = itt_differences(y, y_ref, tc.status[c], tc.status[b], sign)
         itt = pair_stats(d, margin, alpha)
-        surv = pair_stats(survivor_differences(y, y_ref), margin, alpha)
+        d_surv = survivor_differences(y, y_ref)
+        surv = pair_stats(d_surv, margin, alpha)
+        if d_surv.size >= 2 and np.isfinite(margin) and margin > 0:
+            scaled.setdefault((config, ref), []).append(d_surv / margin)
         better, within, worse = _posterior(d, margin, sign)
         rows.append({
             "scope": tc.task, "config": config, "reference": ref, "margin": margin,
@@ -101,8 +108,18 @@ def _task_rows(tc: TaskCurves, final: pd.DataFrame, comparison: Comparison, alph
     return rows
 
 
-def _across_rows(tasks: pd.DataFrame, alpha: float, notes: list[str]) -> list[dict]:
-    """One all-tasks row per (config, reference): the rule over per-task estimates / margins."""
+def _hierarchical(x: list[np.ndarray], sign: float) -> tuple[float, float, float]:
+    """Posterior (better, within the margin, worse) of the hierarchical model over tasks, NaN when
+    fewer than 2 tasks have ≥ 2 surviving pairs or every difference is 0."""
+    if len(x) < 2 or all(np.all(xi == 0) for xi in x):
+        return math.nan, math.nan, math.nan
+    left, rope, right = hierarchical.probabilities(x, rope=1.0)
+    return (left, rope, right) if sign > 0 else (right, rope, left)
+
+
+def _across_rows(tasks: pd.DataFrame, scaled: dict, alpha: float, sign: float, notes: list[str]) -> list[dict]:
+    """One all-tasks row per (config, reference): the rule over per-task estimates / margins, and
+    the hierarchical model's posterior over the surviving seeds of every task."""
     rows = []
     for (config, ref), g in tasks.groupby(["config", "reference"], sort=False):
         g = g[(g["n"] >= 2) & np.isfinite(g["margin"]) & (g["margin"] > 0)]
@@ -113,7 +130,9 @@ def _across_rows(tasks: pd.DataFrame, alpha: float, notes: list[str]) -> list[di
             "estimate": st.estimate if st else math.nan, "ci_low": st.ci_low if st else math.nan,
             "ci_high": st.ci_high if st else math.nan, "p_difference": st.p_difference if st else math.nan,
             "p_equivalence": st.p_equivalence if st else math.nan, "verdict": "",
-            "margin_rule": ALL_TASKS_RULE, "test": (st.test + " over tasks") if st else "none", "n": int(s.size)})
+            "margin_rule": ALL_TASKS_RULE, "test": (st.test + " over tasks") if st else "none", "n": int(s.size)}
+            | dict(zip(("posterior_better", "posterior_equivalent", "posterior_worse"),
+                       _hierarchical(scaled.get((config, ref), []), sign))))
     if rows and min(r["n"] for r in rows) < MIN_TASKS:
         notes.append(f"Across tasks: the across-task question needs at least {MIN_TASKS} tasks with a "
                      f"comparison (the task is the unit, not the seed); some all-tasks rows have fewer and "
@@ -134,23 +153,22 @@ def _decide(frame: pd.DataFrame, alpha: float, sign: float, suffix: str = "") ->
 def verdict_frame(curves: dict[str, TaskCurves], endpoints: pd.DataFrame, comparison: Comparison,
                   alpha: float, sign: float, notes: list[str]) -> pd.DataFrame:
     """VERDICT_COLUMNS, then margin_rule, test, n and the secondary columns; task rows first."""
-    rows = []
+    rows, scaled = [], {}
     for task, tc in curves.items():
         missing = [r for r in comparison.references if r not in tc.configs]
         if missing:
             notes.append(f"{task}: reference(s) {missing} were not run; no comparison against them here.")
         final = endpoints[endpoints["task"] == task].pivot(index="config", columns="seed", values="final")
-        rows += _task_rows(tc, final, comparison, alpha, sign)
-    tasks = pd.DataFrame(rows, columns=list(VERDICT_COLUMNS) + ["margin_rule", "test", "n"]
-                         if not rows else None)
-    if tasks.empty:
-        return tasks
+        rows += _task_rows(tc, final, comparison, alpha, sign, scaled)
+    if not rows:
+        return pd.DataFrame(columns=list(VERDICT_COLUMNS) + ["margin_rule", "test", "n"])
+    tasks = pd.DataFrame(rows)
     _decide(tasks, alpha, sign)
     _decide(tasks, alpha, sign, "_survivors")
     m = max(int(tasks["p_equivalence_raw"].notna().sum()), 1)
     tasks["seeds_for_equivalence"] = [seeds_for_equivalence(sd, mg, alpha / m)
                                       for sd, mg in zip(tasks["sd_diff"], tasks["margin"])]
-    across = pd.DataFrame(_across_rows(tasks, alpha, notes))
+    across = pd.DataFrame(_across_rows(tasks, scaled, alpha, sign, notes))
     if not across.empty:
         _decide(across, alpha, sign)
     frame = pd.concat([tasks, across], ignore_index=True)

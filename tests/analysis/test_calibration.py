@@ -95,6 +95,7 @@ def test_known_effects_in_a_store_are_found_and_null_ones_are_not(make_store):
         assert verdict.loc[(task, "muphi[window=linear]")].verdict in ("equivalent", "inconclusive")
         assert (a.maxt[(task, "muphi[window=constant]")].p_adjusted <= ALPHA).any()
     assert verdict.loc[("all tasks", "muphi[window=constant]")].verdict == "worse"
+    assert verdict.loc[("all tasks", "muphi[window=constant]")].posterior_worse > 0.9  # hierarchical model
     ranks = dict(zip(a.friedman.configs, a.friedman.average_ranks))
     assert a.friedman.n_blocks == 4  # one block per task
     assert ranks["muphi[window=constant]"] == pytest.approx(3.0)
