@@ -76,9 +76,9 @@ def verdict_claims(a: Analysis) -> list[str]:
     if a.verdict.empty:
         return [f"No comparison: {a.comparison.describe()}."]
     o = a.options
-    out = [f"Comparison: {a.comparison.describe()}. Rule (α = {o.alpha:g}, Holm over the rows of each "
-           f"scope): equivalent when TOST rejects a difference of at least the margin; better or worse "
-           f"when the paired test rejects no difference and the estimate lies outside the margin; "
+    out = [f"Comparison: {a.comparison.describe()}. Rule (α = {o.alpha:g}; Holm over the per-task rows, "
+           f"and separately over the all-tasks rows): equivalent when TOST rejects a difference of at "
+           f"least the margin; better or worse when the paired test rejects no difference and the estimate lies outside the margin; "
            f"otherwise inconclusive."]
     for row in a.verdict.itertuples():
         out.append(_task_verdict(row, a) if row.scope != "all tasks" else _all_tasks_verdict(row, a))
