@@ -128,10 +128,11 @@ def sample(x: list[np.ndarray], draws: int = DRAWS, burn_in: int = BURN_IN, seed
     return out
 
 
-def probabilities(x: list[np.ndarray], rope: float = 1.0, seed: int = 0) -> tuple[float, float, float]:
+def probabilities(x: list[np.ndarray], rope: float = 1.0, seed: int = 0,
+                  draws: int = DRAWS) -> tuple[float, float, float]:
     """(P(left), P(rope), P(right)): fractions of posterior draws in which a new task's difference
     is most probably below −rope, inside ±rope, or above +rope."""
-    post = sample(x, seed=seed)
+    post = sample(x, draws=draws, burn_in=min(BURN_IN, draws), seed=seed)
     dist = stats.t(df=post[:, 2], loc=post[:, 0], scale=post[:, 1])
     left = dist.cdf(-rope)
     right = dist.sf(rope)

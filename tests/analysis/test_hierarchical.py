@@ -23,7 +23,7 @@ def test_the_posterior_of_the_mean_difference_covers_the_truth():
 
 @pytest.mark.parametrize("true, region", [(0.0, 1), (3.0, 2), (-3.0, 0)])
 def test_probabilities_put_the_mass_where_the_differences_are(true, region):
-    probs = hierarchical.probabilities(_tasks(true, 4, seed=1), rope=1.0)
+    probs = hierarchical.probabilities(_tasks(true, 4, seed=1), rope=1.0, draws=1500)
     assert probs[region] > 0.9 and sum(probs) == pytest.approx(1.0)
 
 
@@ -36,5 +36,5 @@ def test_the_model_needs_two_tasks_with_two_finite_differences():
 
 def test_a_task_whose_seeds_agree_exactly_is_handled():
     x = [np.zeros(6), np.array([0.01, -0.02, 0.0, 0.01, 0.02, -0.01]), np.full(6, 0.001)]
-    left, rope, right = hierarchical.probabilities(x, rope=1.0)
+    left, rope, right = hierarchical.probabilities(x, rope=1.0, draws=1500)
     assert rope > 0.9 and np.isfinite([left, right]).all()
