@@ -1,15 +1,20 @@
 """annealbench: analysis — statistics, figures, tables and the report, from the results store alone.
 
-    python -m analysis report RESULTS_DIR [--baseline NAME] [--out DIR] [--metric M] [--refuse-mixed-commits]
+    python -m analysis report RESULTS_DIR [--reference CONFIG]... [--margin FRACTION | --margin-abs VALUE]
+                                          [--out DIR] [--metric M] [--refuse-mixed-commits]
 
 or, from Python::
 
     from analysis import load_store, analyse, Options, write_report
-    a = analyse(load_store("results/quick"), Options(baseline="adamw[window=cosine]"))
+    a = analyse(load_store("results/quick"), Options(references=("adamw[window=cosine]",), margin=0.02))
+    a.verdict  # one row per (task or "all tasks", config, reference): better/worse/equivalent/inconclusive
 
-Modules: `store` (loading and checking), `curves` (shared grid, bands, endpoints), `paired`
-(against the baseline), `maxt` (where along training), `aggregate` (across tasks), `diagnostics`
-(trust region), `summary` (all of it), `claims`, `figures`, `tables`, `report`, `wandb_tables`.
+Modules: `store` (loading and checking), `curves` (shared grid, bands, endpoints), `verdict` (the
+rule: TOST, paired tests, ITT, Holm), `comparisons` (the declared comparison and its verdict
+table), `hierarchical` (the Bayesian model across tasks), `paired` (surviving runs, secondary),
+`maxt` (where along training), `aggregate` (task-level rank tests and scores), `fairtime` (steps
+or seconds), `theory` (the mean-radius relation), `diagnostics` (trust region), `summary` (all of
+it), `claims`, `figures`, `tables`, `report`, `wandb_tables`. Statistics: docs/statistics.md.
 This package never imports the training code (`tasks`, `optimizers`, `bench`).
 """
 

@@ -1,5 +1,5 @@
-"""Command line: `python -m analysis report RESULTS_DIR [--baseline NAME] [--out DIR] [--metric M]
-[--refuse-mixed-commits]`."""
+"""Command line: `python -m analysis report RESULTS_DIR [--reference CONFIG]... [--margin FRACTION |
+--margin-abs VALUE] [--metric M] [--out DIR] [--refuse-mixed-commits]`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import sys
 
 from analysis.store import StoreError
-from analysis.summary import DEFAULT_BASELINE, Options
+from analysis.summary import Options
 
 
 def parser() -> argparse.ArgumentParser:
@@ -17,10 +17,19 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("report", help="write figures, tables and report.html")
     r.add_argument("results_dir", help="the results directory of a sweep (holds runs.parquet)")
-    r.add_argument("--baseline", default=DEFAULT_BASELINE,
-                   help=f"configuration label or optimizer name to compare against (default {DEFAULT_BASELINE})")
+    r.add_argument("--reference", action="append", default=[], metavar="CONFIG",
+                   help="configuration label (or optimizer name with one configuration) every configuration "
+                        "is compared with; repeatable; replaces the references of the store's compare.json "
+                        "(default there: adamw[window=cosine])")
+    margin = r.add_mutually_exclusive_group()
+    margin.add_argument("--margin", type=float, default=None, metavar="FRACTION",
+                        help="equivalence margin as a fraction of the reference's median final value "
+                             "(e.g. 0.02); replaces the declared margins")
+    margin.add_argument("--margin-abs", type=float, default=None, metavar="VALUE",
+                        help="equivalence margin in the metric's units; replaces the declared margins")
     r.add_argument("--out", default=None, help="output directory (default RESULTS_DIR/report)")
-    r.add_argument("--metric", default="val/loss", help="endpoint metric (default val/loss)")
+    r.add_argument("--metric", default=None,
+                   help="endpoint metric (default test/loss, or val/loss when the store has no test split)")
     r.add_argument("--refuse-mixed-commits", action="store_true",
                    help="stop instead of warning when the runs come from several git commits")
     r.add_argument("--no-wandb", action="store_true", help="do not log the tables to W&B")
@@ -33,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     from analysis.report import write_report
 
     try:
-        paths = write_report(args.results_dir, args.out, Options(metric=args.metric, baseline=args.baseline),
+        options = Options(metric=args.metric, references=tuple(args.reference), margin=args.margin,
+                          margin_abs=args.margin_abs)
+        paths = write_report(args.results_dir, args.out, options,
                              refuse_mixed_commits=args.refuse_mixed_commits, wandb=not args.no_wandb)
     except (StoreError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

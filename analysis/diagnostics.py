@@ -4,7 +4,8 @@ For every run that logged `opt/mu_t` (μ[t] = μ·Ϝ[t]) and `opt/rms_step` (RMS
 coordinates), the theory predicts RMS(Δ[t]) ≈ μ[t]. In the vanishing part of a window
 (here: the last VANISHING_FRACTION of the budget) the step contracts; its geometric rate is
 the slope of log RMS(Δ) against progress r = t/τ. The window's mean and smoothness factor L
-come from the logged φ = μ[t]/max_t μ[t] on r (analysis.windows.mean_and_smoothness).
+come from the logged φ = μ[t]/max_t μ[t] on r (analysis.windows.mean_and_smoothness); the mean
+radius is μ̄ = max_t μ[t] · mean(φ), the average of μ[t] over progress.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ def run_diagnostics(mu: TaskCurves, rms: TaskCurves | None) -> pd.DataFrame:
             phi = m[ok] / np.nanmax(m)
             mean, smooth = mean_and_smoothness(r[ok], phi)
             row = {"task": mu.task, "config": config, "seed": int(seed), "status": mu.status[c, s],
-                   "window_mean": mean, "smoothness_L": smooth, "rms_over_mu": np.nan,
-                   "contraction_slope": np.nan}
+                   "window_mean": mean, "smoothness_L": smooth, "mean_radius": float(mean * np.nanmax(m)),
+                   "rms_over_mu": np.nan, "contraction_slope": np.nan}
             if rms is not None and rms.values.shape == mu.values.shape:
                 step = rms.values[c, s]
                 both = ok & np.isfinite(step) & (m > 0)

@@ -1,6 +1,7 @@
-"""Paired comparisons against a baseline over seeds (same seed = same initialisation and data).
+"""Paired comparisons against a reference over seeds (same seed = same initialisation and data).
 
-For one task and configuration c, d_s = y_{c,s} − y_{base,s} over the seeds s where both runs
+The secondary, surviving-runs analysis (the verdict itself is `analysis.verdict`'s): for one
+task and configuration c, d_s = y_{c,s} − y_{base,s} over the seeds s where both runs
 completed. Primary test: paired t-test on d; sensitivity: Wilcoxon signed-rank with zeros split
 evenly between the rank sums and tied |d| given average ranks (Demšar 2006, section 3.1.3).
 """
@@ -37,10 +38,6 @@ class PairedResult:
     sd_diff: float  # sd(d), ddof = 1
     a_better: float  # Vargha–Delaney A: P(config run better than baseline run), ties ½
     p_holm: float = math.nan  # Holm-adjusted p_t over the family of comparisons
-    p_better: float = math.nan  # Bayesian signed-rank: P(config better by more than the ROPE)
-    p_rope: float = math.nan
-    p_worse: float = math.nan
-    rope: float = math.nan
     min_detectable: float = math.nan  # |mean diff| detectable with POWER at the family's α
     note: str = ""
 

@@ -11,9 +11,13 @@ from analysis.store import Store
 COLUMNS = ["task", "config", "lr", "runs", "done", "diverged", "failed", "final_median"]
 
 
-def lr_sensitivity(store: Store, metric: str) -> pd.DataFrame:
+def lr_sensitivity(store: Store, metric: str | None = None) -> pd.DataFrame:
     """One row per (task, config, lr) of the tune stage: run counts by status and the median over
-    completed seeds of the final value (mean of the last FINAL_LAST_K finite evaluations)."""
+    completed seeds of the final value (mean of the last FINAL_LAST_K finite evaluations).
+
+    `metric` None: the metric the learning rate was selected on (selection.json; val/loss)."""
+    if metric is None:
+        metric = store.selection.get("metric", "val/loss")
     runs = store.runs[store.runs["stage"] == "tune"]
     if runs.empty:
         return pd.DataFrame(columns=COLUMNS)

@@ -1,6 +1,9 @@
-"""The whole analysis of one store: endpoints, paired tests, max-T, aggregates, power, failures.
+"""The whole analysis of one store: verdicts, endpoints, paired tests, max-T, task-level
+aggregates and rank tests, power, failures, the mean-radius relation.
 
-Everything here is numbers and tables; `analysis.claims` turns them into sentences and
+The endpoint is the held-out test metric (`test/loss`) unless told otherwise; the comparison is
+the one the suite declared (`compare.json`) unless overridden. Everything here is numbers and
+tables; `analysis.claims` turns them into sentences and
 `analysis.report` into files.
 """
 
@@ -16,26 +19,31 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
-from analysis import aggregate, paired
+from analysis import aggregate, comparisons, paired
 from analysis.curves import TaskCurves, eval_runs, final_values, normalised_auc, sign_of, steps_to_target, task_curves
 from analysis.diagnostics import run_diagnostics
+from analysis.fairtime import time_measure
 from analysis.maxt import MaxT, max_t_test
 from analysis.store import Store
+from analysis.theory import radius_relation
+from common.compare import Comparison, Margin
 
 log = logging.getLogger(__name__)
-DEFAULT_BASELINE = "adamw[window=cosine]"
 POWER_EFFECTS = (0.8, 1.0, 1.5)
+TEST_METRIC, VALIDATION_METRIC = "test/loss", "val/loss"
 
 
 @dataclass(frozen=True)
 class Options:
     """What to analyse and at which levels."""
 
-    metric: str = "val/loss"  # primary endpoint metric
-    baseline: str = DEFAULT_BASELINE  # a config label, or an optimizer name with one config
+    metric: str | None = None  # endpoint metric; None: test/loss, or val/loss when no test split is logged
+    references: tuple[str, ...] = ()  # override the declared references (config labels or optimizer names)
+    margin: float | None = None  # override the declared margin: a fraction of the reference's median
+    margin_abs: float | None = None  # override the declared margin: metric units
     alpha: float = 0.05  # family-wise level
     level: float = 0.95  # confidence level of intervals
-    rope_fraction: float = 0.01  # ROPE half-width as a fraction of |baseline median final value|
+    rope_fraction: float = 0.01  # unused by the analysis (the ROPE is the comparison's margin); read by old reports
     n_boot: int = 2000  # stratified bootstrap draws for aggregate intervals
     r_max: float = 4.0  # upper limit of the performance-profile integral (AlgoPerf)
 
@@ -45,14 +53,36 @@ class Options:
         if self.rope_fraction < 0 or self.n_boot < 100 or self.r_max <= 1:
             raise ValueError(f"rope_fraction={self.rope_fraction!r} must be ≥ 0, n_boot={self.n_boot!r} "
                              f"≥ 100 and r_max={self.r_max!r} > 1")
+        if isinstance(self.references, str):
+            raise ValueError(f"references must be a tuple of configuration labels, got the string "
+                             f"{self.references!r}")
+        self.margin_override()  # checks the margins
+
+    def margin_override(self) -> Margin | None:
+        """The margin given instead of the declared one, or None; both kinds at once is an error."""
+        if self.margin is not None and self.margin_abs is not None:
+            raise ValueError(f"give a relative margin (--margin, got {self.margin!r}) or an absolute one "
+                             f"(--margin-abs, got {self.margin_abs!r}), not both")
+        if self.margin is not None:
+            return _margin("relative", self.margin, "--margin")
+        if self.margin_abs is not None:
+            return _margin("absolute", self.margin_abs, "--margin-abs")
+        return None
+
+
+def _margin(kind: str, value: float, flag: str) -> Margin:
+    try:
+        return Margin(kind, value)
+    except ValueError:
+        raise ValueError(f"{flag} must be a finite number > 0 ({kind} margin), got {value!r}") from None
 
 
 @dataclass(frozen=True)
 class Analysis:
     """All results of one analysis; DataFrames are the report's tables."""
 
-    options: Options
-    baseline: str
+    options: Options  # with the metric resolved
+    baseline: str  # the first reference: the target of steps-to-target, the max-T comparisons
     curves: dict[str, TaskCurves]
     endpoints: pd.DataFrame  # one row per eval run
     per_config: pd.DataFrame  # one row per (task, config)
@@ -67,21 +97,12 @@ class Analysis:
     power: pd.DataFrame
     diagnostics: pd.DataFrame
     store: Store
+    verdict: pd.DataFrame  # analysis.verdict.VERDICT_COLUMNS, then secondary columns
+    comparison: Comparison
+    radius_relation: pd.DataFrame  # per task: final metric against log mean radius, and the shape test
+    time_measure: str  # "steps_to_target" or "time_to_target_s": what profiles and time-to-target use
     notes: list[str] = field(default_factory=list)
     optimizer_curves: dict[str, tuple[TaskCurves, TaskCurves]] = field(default_factory=dict)  # μ[t], RMS(Δ)
-
-
-def resolve_baseline(name: str, configs: list[str]) -> str:
-    """The configuration named `name`, or the single configuration of optimizer `name`."""
-    if name in configs:
-        return name
-    matches = [c for c in configs if c.split("[")[0] == name]
-    if len(matches) == 1:
-        return matches[0]
-    if len(matches) > 1:
-        raise ValueError(f"baseline {name!r} is ambiguous: configurations {matches}; name one of them")
-    raise ValueError(f"baseline {name!r} is not among the eval-stage configurations: {configs}; "
-                     f"pass --baseline with one of them (or an optimizer name with one configuration)")
 
 
 def _endpoints(curves: TaskCurves, time: TaskCurves | None, baseline: str) -> tuple[pd.DataFrame, float]:
@@ -158,31 +179,22 @@ def _per_config(endpoints: pd.DataFrame, level: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _paired(curves: dict[str, TaskCurves], endpoints: pd.DataFrame, baseline: str, options: Options,
-            notes: list[str]) -> tuple[pd.DataFrame, dict]:
+def _paired(curves: dict[str, TaskCurves], endpoints: pd.DataFrame, comparison: Comparison, primary: str,
+            options: Options, notes: list[str]) -> tuple[pd.DataFrame, dict]:
+    """Survivors' paired statistics for every (task, config, reference) of the comparison (the
+    secondary analysis), and max-T over steps against the primary reference."""
     sign = sign_of(options.metric)
     results, maxt = [], {}
     for task, tc in curves.items():
-        if baseline not in tc.configs:
-            notes.append(f"{task}: the baseline {baseline} was not run; no paired comparisons on this task.")
-            continue
         if len(tc.configs) == 1:
             notes.append(f"{task}: only one configuration ({tc.configs[0]}); nothing to compare.")
             continue
-        b = tc.index(baseline)
         final = endpoints[endpoints["task"] == task].pivot(index="config", columns="seed", values="final")
-        base_final = final.loc[baseline].to_numpy()
-        for c, config in enumerate(tc.configs):
-            if c == b:
-                continue
-            y = final.loc[config].to_numpy()
-            res = paired.compare(task, config, baseline, y, base_final, tc.status[c], tc.status[b],
-                                 sign=sign, level=options.level)
-            if res.n >= 2:
-                both = np.isfinite(y) & np.isfinite(base_final)
-                rope = options.rope_fraction * abs(float(np.nanmedian(base_final)))
-                better, within, worse = paired.bayes_signed_rank(y[both] - base_final[both], rope, sign)
-                res = dataclasses.replace(res, p_better=better, p_rope=within, p_worse=worse, rope=rope)
+        for config, ref in comparison.pairs(tc.configs):
+            c, b = tc.index(config), tc.index(ref)
+            res = paired.compare(task, config, ref, final.loc[config].to_numpy(), final.loc[ref].to_numpy(),
+                                 tc.status[c], tc.status[b], sign=sign, level=options.level)
+            if res.n >= 2 and ref == primary:
                 d = tc.values[c] - tc.values[b]
                 paired_rows = np.isfinite(d).any(axis=1) & (tc.status[c] == "done") & (tc.status[b] == "done")
                 try:
@@ -201,71 +213,112 @@ def _paired(curves: dict[str, TaskCurves], endpoints: pd.DataFrame, baseline: st
     return frame, maxt
 
 
-def profile_measure(endpoints: pd.DataFrame) -> str:
-    """Time to target (seconds) when every run that reached the target has one, else steps."""
-    reached = np.isfinite(endpoints["steps_to_target"])
-    seconds = endpoints.loc[reached, "time_to_target_s"]
-    return "time_to_target_s" if reached.any() and np.isfinite(seconds).all() else "steps_to_target"
+@dataclass(frozen=True)
+class TaskBlocks:
+    """One block per task: each configuration's median over seeds, oriented so lower is better,
+    a diverged run counted as +inf (intention to treat); failed and missing runs left out."""
+
+    configs: tuple[str, ...]
+    tasks: tuple[str, ...]
+    medians: np.ndarray  # (T, k)
+    scores: dict[str, list[np.ndarray]]  # config → per-task normalised scores of its runs
+    times: np.ndarray  # (T, k) median over seeds of the time measure (inf: most never reached)
 
 
-def _across_tasks(curves, endpoints, options, notes):
+def _task_blocks(curves, endpoints, options, measure, notes) -> TaskBlocks:
     sign = sign_of(options.metric)
     multi = [t for t, tc in curves.items() if len(tc.configs) >= 2]
-    common = sorted(set.intersection(*(set(curves[t].configs) for t in multi))) if multi else []
-    agg_rows, blocks, times, block_ids = [], [], [], []
-    measure = profile_measure(endpoints)
+    for task in sorted(set(curves) - set(multi)):
+        notes.append(f"{task}: one configuration only; left out of the across-task comparison.")
+    common = tuple(sorted(set.intersection(*(set(curves[t].configs) for t in multi)))) if multi else ()
+    medians, times, tasks = [], [], []
     scores: dict[str, list[np.ndarray]] = {c: [] for c in common}
-    for task, tc in curves.items():
-        if len(tc.configs) < 2:
-            notes.append(f"{task}: one configuration only; left out of the across-task comparison.")
-            continue
+    for task in multi:
+        tc = curves[task]
         e = endpoints[endpoints["task"] == task]
         final = e.pivot(index="config", columns="seed", values="final").loc[list(tc.configs)].to_numpy()
         score = aggregate.normalised_scores(final, sign)
-        status = tc.status
-        for c, config in enumerate(tc.configs):
-            if config in scores:
-                ran = np.isin(status[c], ("done", "diverged"))
-                scores[config].append(score[c][ran])
         cols = [tc.index(c) for c in common]
-        # a block enters Friedman's test when every configuration has a final value or diverged
-        complete = np.all((status[cols] == "diverged") | np.isfinite(final[cols]), axis=0)
-        oriented = np.where(status[cols] == "diverged", np.inf, sign * final[cols])
-        reach = e.pivot(index="config", columns="seed", values=measure).loc[common].to_numpy()
-        for s in np.nonzero(complete)[0]:
-            blocks.append(oriented[:, s])
-            times.append(reach[:, s])
-            block_ids.append((task, int(tc.seeds[s])))
-    for config in common:
-        parts = [p for p in scores[config] if p.size]
+        ran = np.isin(tc.status, ("done", "diverged"))
+        for c, config in zip(cols, common):
+            scores[config].append(score[c][ran[c]])
+        block = aggregate.task_block(final[cols], tc.status[cols], sign)
+        if np.isnan(block).any():
+            notes.append(f"{task}: some configuration has no completed or diverged run; left out of the "
+                         f"across-task rank tests.")
+            continue
+        reach = e.pivot(index="config", columns="seed", values=measure).loc[list(common)].to_numpy(float)
+        medians.append(block)
+        times.append([np.median(r[~np.isnan(r)]) if (~np.isnan(r)).any() else np.nan for r in reach])
+        tasks.append(task)
+    shape = (len(tasks), len(common))
+    return TaskBlocks(configs=common, tasks=tuple(tasks), medians=np.array(medians, float).reshape(shape),
+                      scores=scores, times=np.array(times, float).reshape(shape))
+
+
+def _aggregate_scores(blocks: TaskBlocks, options: Options) -> pd.DataFrame:
+    """Per configuration: the mean over tasks of its median normalised score with a t-interval over
+    tasks (the task is the unit), and the IQM of its runs with a bootstrap that resamples seeds
+    within tasks (conditional on these tasks)."""
+    rows = []
+    for config in blocks.configs:
+        parts = [p for p in blocks.scores[config] if p.size]
         if not parts:
             continue
-        mean = aggregate.stratified_bootstrap(parts, np.mean, options.n_boot, options.level)
+        per_task = np.array([np.median(p) for p in parts])
+        t = per_task.size
+        mean = float(per_task.mean())
+        half = (stats.t.ppf(0.5 + options.level / 2, t - 1) * per_task.std(ddof=1) / math.sqrt(t)
+                if t >= 2 else math.nan)
         iqm = aggregate.stratified_bootstrap(parts, aggregate.iqm, options.n_boot, options.level)
-        agg_rows.append({"config": config, "tasks": len(parts), "runs": int(sum(p.size for p in parts)),
-                         "mean_score": mean[0], "mean_ci_low": mean[1], "mean_ci_high": mean[2],
-                         "iqm_score": iqm[0], "iqm_ci_low": iqm[1], "iqm_ci_high": iqm[2]})
-    fried = pairwise = None
+        rows.append({"config": config, "tasks": t, "runs": int(sum(p.size for p in parts)),
+                     "mean_score": mean, "mean_ci_low": mean - half, "mean_ci_high": mean + half,
+                     "iqm_score": iqm[0], "iqm_ci_low": iqm[1], "iqm_ci_high": iqm[2]})
+    return pd.DataFrame(rows)
+
+
+def profile_measure(endpoints: pd.DataFrame) -> str:
+    """What the profiles and time-to-target use: steps, unless `analyse` found wall-clock time fair
+    (it records its choice in the endpoints' `time_measure` column)."""
+    if "time_measure" in endpoints and endpoints["time_measure"].eq("time_to_target_s").all():
+        return "time_to_target_s"
+    return "steps_to_target"
+
+
+def _across_tasks(blocks: TaskBlocks, options: Options, notes: list[str]):
+    """Friedman's test, pairwise Wilcoxon–Holm cliques and performance ratios over task blocks."""
+    t, k = blocks.medians.shape
+    fried = pairwise = ratios = None
     clq: list[list[str]] = []
-    ratios = None
-    if len(common) >= 2 and len(blocks) >= 2:
-        table = np.array(blocks)
-        try:
-            fried = aggregate.friedman(table, tuple(common), alpha=options.alpha)
-        except ValueError as err:
-            notes.append(f"Across tasks: {err}.")
-            return pd.DataFrame(agg_rows), None, None, [], None
-        p = aggregate.pairwise_wilcoxon_holm(table, tuple(common))
-        pairwise = pd.DataFrame(p, index=common, columns=common)
-        clq = [[common[i] for i in g] for g in aggregate.cliques(fried.average_ranks, p, options.alpha)]
-        t = np.array(times, dtype=float)
-        if np.isfinite(t).any():
-            idx = pd.MultiIndex.from_tuples(block_ids, names=["task", "seed"])
-            ratios = pd.DataFrame(aggregate.performance_ratios(t), index=idx, columns=common)
-    elif multi:
-        notes.append(f"Across tasks: {len(common)} configuration(s) common to every task and {len(blocks)} "
-                     f"complete (task, seed) block(s); Friedman's test needs ≥ 2 of each.")
-    return pd.DataFrame(agg_rows), fried, pairwise, clq, ratios
+    if k < 2 or t < 2:
+        if k >= 2:
+            notes.append(f"Across tasks: {t} task(s) with every configuration; the across-task question "
+                         f"needs more tasks (the task is the unit; a test over seeds would answer another "
+                         f"question).")
+        return fried, pairwise, clq, ratios
+    if np.isfinite(blocks.times).any():
+        ratios = pd.DataFrame(aggregate.performance_ratios(blocks.times),
+                              index=pd.Index(blocks.tasks, name="task"), columns=list(blocks.configs))
+    smallest = aggregate.smallest_friedman_p(t, k)
+    if smallest > options.alpha:
+        notes.append(f"Across tasks: with {t} tasks and {k} configurations Friedman's permutation test "
+                     f"cannot reach α = {options.alpha:g} (smallest p {smallest:.3g}); the across-task "
+                     f"question needs more tasks.")
+        return fried, pairwise, clq, ratios
+    try:
+        fried = aggregate.friedman(blocks.medians, blocks.configs, alpha=options.alpha)
+    except ValueError as err:
+        notes.append(f"Across tasks: {err}.")
+        return None, None, [], ratios
+    if aggregate.smallest_pairwise_p(t, k) > options.alpha:
+        notes.append(f"Across tasks: pairwise Wilcoxon signed-rank tests over {t} tasks cannot reach "
+                     f"α = {options.alpha:g} after Holm's correction over {k * (k - 1) // 2} pairs; no "
+                     f"cliques (the across-task question needs more tasks).")
+        return fried, pairwise, clq, ratios
+    p = aggregate.pairwise_wilcoxon_holm(blocks.medians, blocks.configs)
+    pairwise = pd.DataFrame(p, index=list(blocks.configs), columns=list(blocks.configs))
+    clq = [[blocks.configs[i] for i in g] for g in aggregate.cliques(fried.average_ranks, p, options.alpha)]
+    return fried, pairwise, clq, ratios
 
 
 def _power(paired_frame: pd.DataFrame, alpha: float) -> pd.DataFrame:
@@ -281,44 +334,67 @@ def _power(paired_frame: pd.DataFrame, alpha: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def resolve_metric(store: Store, metric: str | None, notes: list[str]) -> str:
+    """`metric`, or test/loss by default, or val/loss (with a note) when no test split is logged."""
+    if metric is not None:
+        return metric
+    if TEST_METRIC in set(store.results["metric"].unique()):
+        return TEST_METRIC
+    notes.append(f"The store logs no {TEST_METRIC}: verdicts, tables and figures use {VALIDATION_METRIC}, "
+                 f"the split the learning rate was selected on, so they favour the selected settings.")
+    return VALIDATION_METRIC
+
+
+def _diagnostics(store: Store, metrics: set, endpoints: pd.DataFrame, notes: list[str]):
+    if not {"opt/mu_t", "opt/rms_step"} <= metrics:
+        notes.append("opt/mu_t and opt/rms_step were not logged; no trust-region diagnostics.")
+        return pd.DataFrame(), {}
+    mu = task_curves(store, "opt/mu_t")
+    rms = task_curves(store, "opt/rms_step")
+    opt_curves = {t: (mu[t], rms[t]) for t in mu if t in rms}
+    parts = [run_diagnostics(mu[t], rms.get(t)) for t in mu]
+    diag = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if not diag.empty:
+        diag = diag.merge(endpoints[["task", "config", "seed", "final"]], on=["task", "config", "seed"])
+    return diag, opt_curves
+
+
 def analyse(store: Store, options: Options = Options()) -> Analysis:
     """Run every analysis of the eval stage of `store` for `options.metric`."""
     notes: list[str] = []
+    options = dataclasses.replace(options, metric=resolve_metric(store, options.metric, notes))
     runs = eval_runs(store)
     curves = task_curves(store, options.metric)
-    configs = sorted(runs["config"].unique())
-    baseline = resolve_baseline(options.baseline, configs)
+    comparison = comparisons.resolve(store.root, sorted(runs["config"].unique()), options.references,
+                                     options.margin_override())
+    baseline = comparison.references[0]
     metrics = set(store.results["metric"].unique())
+    measure, why = time_measure(store)
+    notes.append(why)
     time = task_curves(store, "time/elapsed_s") if "time/elapsed_s" in metrics else None
-    frames, targets = [], {}
+    frames = []
     for task, tc in curves.items():
-        frame, targets[task] = _endpoints(tc, time.get(task) if time else None, baseline)
+        frame, target = _endpoints(tc, time.get(task) if time else None, baseline)
         frames.append(frame)
-        if not math.isfinite(targets[task]):
-            notes.append(f"{task}: the baseline has no completed run, so there is no target and no "
-                         f"steps-to-target.")
-    endpoints = pd.concat(frames, ignore_index=True)
+        if not math.isfinite(target):
+            notes.append(f"{task}: the reference {baseline} has no completed run, so there is no target and "
+                         f"no steps-to-target.")
+    endpoints = pd.concat(frames, ignore_index=True).assign(time_measure=measure)
     if endpoints["final"].notna().sum() == 0:
         notes.append("No run completed: every eval run diverged or failed; only failure rates are reported.")
     for task, tc in curves.items():
         if tc.seeds.size < 2:
             notes.append(f"{task}: one seed only; no test is possible, results are descriptive.")
-    paired_frame, maxt = _paired(curves, endpoints, baseline, options, notes)
-    agg, fried, pairwise, clq, ratios = _across_tasks(curves, endpoints, options, notes)
-    diag, opt_curves = pd.DataFrame(), {}
-    if {"opt/mu_t", "opt/rms_step"} <= metrics:
-        mu = task_curves(store, "opt/mu_t")
-        rms = task_curves(store, "opt/rms_step")
-        opt_curves = {t: (mu[t], rms[t]) for t in mu if t in rms}
-        parts = [run_diagnostics(mu[t], rms.get(t)) for t in mu]
-        diag = pd.concat(parts, ignore_index=True) if parts else diag
-        if not diag.empty:
-            diag = diag.merge(endpoints[["task", "config", "seed", "final"]], on=["task", "config", "seed"])
-    else:
-        notes.append("opt/mu_t and opt/rms_step were not logged; no trust-region diagnostics.")
+    verdict = comparisons.verdict_frame(curves, endpoints, comparison, options.alpha, sign_of(options.metric),
+                                        notes)
+    paired_frame, maxt = _paired(curves, endpoints, comparison, baseline, options, notes)
+    blocks = _task_blocks(curves, endpoints, options, measure, notes)
+    fried, pairwise, clq, ratios = _across_tasks(blocks, options, notes)
+    diag, opt_curves = _diagnostics(store, metrics, endpoints, notes)
     return Analysis(options=options, baseline=baseline, curves=curves, endpoints=endpoints,
-                    per_config=_per_config(endpoints, options.level), paired=paired_frame,
-                    maxt=maxt, failures=_failures(runs, options.level), aggregate=agg, friedman=fried,
-                    pairwise_p=pairwise, cliques=clq, profile_ratios=ratios,
+                    per_config=_per_config(endpoints, options.level), paired=paired_frame, maxt=maxt,
+                    failures=_failures(runs, options.level), aggregate=_aggregate_scores(blocks, options),
+                    friedman=fried, pairwise_p=pairwise, cliques=clq, profile_ratios=ratios,
                     power=_power(paired_frame, options.alpha), diagnostics=diag, store=store, notes=notes,
-                    optimizer_curves=opt_curves)
+                    optimizer_curves=opt_curves, verdict=verdict, comparison=comparison,
+                    radius_relation=radius_relation(diag, options.level), time_measure=measure)

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from bench.errors import SuiteError
+from common.compare import Comparison, CompareError, comparison_from_dict
 
 Scalar = bool | int | float | str
 PRESET_NAMES = ("smoke", "quick", "paper")
@@ -75,10 +76,11 @@ class Suite:
     selection: Selection = Selection()
     checkpoints: bool = False  # a Lightning checkpoint after each validation (resume from it)
     description: str = ""
+    compare: Comparison | None = None  # the question declared before the runs (`compare:`)
 
 
 _TOP_KEYS = {"name", "description", "preset", "tasks", "optimizers", "seeds", "selection",
-             "checkpoints"}
+             "checkpoints", "compare"}
 
 
 def shipped_suites() -> dict[str, Path]:
@@ -132,9 +134,10 @@ def parse_suite(text: str, *, source: str) -> Suite:
     description = doc.get("description", "")
     if not isinstance(description, str):
         raise SuiteError(source, "description", f"must be a string, got {description!r}")
+    compare = _compare(doc["compare"], source, tasks, optimizers) if "compare" in doc else None
     return Suite(name=name, source=source, tasks=tasks, optimizers=optimizers, tune_seeds=tune,
                  eval_seeds=evals, selection=selection, checkpoints=checkpoints,
-                 description=description)
+                 description=description, compare=compare)
 
 
 def _mapping(raw: Any, source: str, key: str, *, allowed: set[str],
@@ -314,3 +317,26 @@ def _selection(raw: Any, source: str) -> Selection:
         raise SuiteError(source, "selection.statistic",
                          f"must be one of {list(SELECTION_STATISTICS)}, got {statistic!r}")
     return Selection(metric=metric, statistic=statistic)
+
+
+def _compare(raw: Any, source: str, tasks: tuple[TaskEntry, ...],
+             optimizers: tuple[OptimizerEntry, ...]) -> Comparison:
+    """The `compare:` section; its references must be configurations of the suite and its
+    per-task margins tasks of the suite (by the labels the store records)."""
+    from bench.spec import config_label, format_value  # bench.spec imports this module
+
+    try:
+        compare = comparison_from_dict(raw, origin=f"compare section of {source}")
+    except CompareError as err:
+        raise SuiteError(source, err.key, err.problem) from None
+    labels = [config_label(o.name, o.hparams) for o in optimizers]
+    unknown = [r for r in compare.references if r not in labels]
+    if unknown:
+        raise SuiteError(source, "compare.references", f"{unknown} are not configurations of the "
+                                                       f"suite; configurations: {labels}")
+    task_labels = [t.name if not t.overrides else
+                   f"{t.name}[{','.join(f'{k}={format_value(v)}' for k, v in t.overrides)}]" for t in tasks]
+    stray = [t for t, _ in compare.per_task if t not in task_labels]
+    if stray:
+        raise SuiteError(source, "compare.per_task", f"{stray} are not tasks of the suite; tasks: {task_labels}")
+    return compare

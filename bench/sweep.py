@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.atomic import atomic_write_json
 from bench.execute import RunOptions
 from bench.lock import results_lock
 from bench.pool import Job, WorkerPool
@@ -102,6 +103,11 @@ def run_sweep(suite: Suite, options: SweepOptions) -> SweepSummary:
     with results_lock(store.root, timeout_s=options.lock_timeout_s):
         for leftover in stray_temporaries(store.root):  # from writes a kill interrupted
             leftover.unlink(missing_ok=True)
+        compare_json = store.root / "compare.json"  # the question, recorded before any run
+        if suite.compare is not None:
+            atomic_write_json(compare_json, suite.compare.to_dict())
+        else:
+            compare_json.unlink(missing_ok=True)
         env = environment()
         workers = options.workers or max(1, cpu_count() // options.devices)
         run_options = RunOptions(wandb=resolve_wandb_mode(options.wandb), devices=options.devices,

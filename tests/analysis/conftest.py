@@ -7,7 +7,8 @@ import pytest
 from analysis.store import load_store
 from tests.analysis.synthetic import BASELINE, Synthetic, write_store
 
-MIXED = Synthetic(
+MIXED = Synthetic(  # four tasks: enough for the across-task tests, whose unit is the task
+    tasks=("digits", "quadratic", "t2", "t3"),
     diverged=(("digits", "muphi[window=constant]", 2, 300),),
     failed=(("digits", "muphi[window=linear]", 1),),
 )

@@ -42,6 +42,8 @@ class Synthetic:
     tune_lrs: tuple[float, ...] = ()  # extra tune-stage runs at these learning rates
     random_seed: int = 0
     extra_configs_lr: dict = field(default_factory=dict)
+    implementation: str | None = None  # recorded in every run's provenance when given
+    test_shift: float | None = None  # also log test/loss = val/loss + test_shift
 
 
 def _window_of(config: str) -> str:
@@ -83,7 +85,9 @@ def simulate(spec: Synthetic) -> tuple[pd.DataFrame, pd.DataFrame]:
                         "diverged_step": div_step, "max_steps": spec.max_steps,
                         "wall_time_s": 1.0 + 0.01 * seed, "git_commit": commit, "git_dirty": False,
                         "provenance": json.dumps({"torch": "2.13", "numpy": np.__version__,
-                                                  "cpu": "x86_64", "gpu": None, "host": "node"}),
+                                                  "cpu": "x86_64", "gpu": None, "host": "node"}
+                                                 | ({"implementation": spec.implementation}
+                                                    if spec.implementation else {})),
                         "error": "Traceback: simulated failure" if status == "failed" else "",
                     })
                     if status == "failed":
@@ -96,6 +100,8 @@ def simulate(spec: Synthetic) -> tuple[pd.DataFrame, pd.DataFrame]:
                     if status == "diverged":
                         keep = steps <= div_step
                     frame = {"val/loss": values}
+                    if spec.test_shift is not None:
+                        frame["test/loss"] = values + spec.test_shift
                     if spec.log_optimizer:
                         mu = lr * window(_window_of(config), r)
                         frame["opt/mu_t"] = np.where(keep, mu, np.nan)

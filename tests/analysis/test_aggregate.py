@@ -50,11 +50,38 @@ def test_performance_ratios_and_profile():
     np.testing.assert_allclose(aggregate.integrated_score(ratios, 4.0), [0.5, (3 + 2) / 3 / 4])
 
 
-def test_profiles_use_wall_clock_time_when_every_reaching_run_has_it():
-    import pandas as pd
+def test_profiles_count_steps_unless_every_run_ran_its_fastest_implementation(make_store):
+    from analysis.fairtime import SECONDS, STEPS, time_measure
+    from analysis.summary import analyse
+    from tests.analysis.synthetic import Synthetic
 
-    from analysis.summary import profile_measure
+    fused = make_store(Synthetic(n_seeds=2, implementation="fused"))
+    assert time_measure(fused)[0] == SECONDS and analyse(fused).time_measure == SECONDS
+    measure, why = time_measure(make_store(Synthetic(n_seeds=2, implementation="single-tensor")))
+    assert measure == STEPS and "fastest implementation" in why
+    unrecorded = analyse(make_store(Synthetic(n_seeds=2)))
+    assert unrecorded.time_measure == STEPS and any("count steps, not seconds" in n for n in unrecorded.notes)
+    assert time_measure(make_store(Synthetic(n_seeds=2, implementation="fused", log_optimizer=False)))[0] == STEPS
 
-    frame = pd.DataFrame({"steps_to_target": [10.0, np.inf, np.nan], "time_to_target_s": [1.5, np.inf, np.nan]})
-    assert profile_measure(frame) == "time_to_target_s"
-    assert profile_measure(frame.assign(time_to_target_s=[np.nan, np.inf, np.nan])) == "steps_to_target"
+
+def test_friedman_permutation_p_is_exact_for_small_tables():
+    # N = 4 blocks, k = 3: χ²_F = 6.5 has exact p 0.042 (Demšar 2006, table of exact values),
+    # and all blocks ranking alike gives the smallest p, (3!)^-(4-1)
+    r = np.array([[1, 2, 3]] * 3 + [[2, 1, 3]], float)
+    assert aggregate.friedman_permutation_p(r) == (pytest.approx(9 / 216), True)
+    same = np.array([[1, 2, 3]] * 4, float)
+    assert aggregate.friedman_permutation_p(same)[0] == pytest.approx(aggregate.smallest_friedman_p(4, 3))
+    # χ²_F = 6.0 (rank sums 6, 6, 12) lies beyond the χ²₂ 5% point (p 0.0498), but its exact p is
+    # 90/1296 = 0.069: 90 of the 6^4 equally likely rank arrangements reach it
+    six = np.array([[1, 2, 3], [2, 1, 3], [1, 2, 3], [2, 1, 3]], float)
+    result = aggregate.friedman(six, ("a", "b", "c"))
+    assert result.chi2_demsar == pytest.approx(6.0) and result.p_asymptotic < 0.05
+    assert result.p_value == pytest.approx(90 / 1296) and result.permutation_exact
+
+
+def test_friedman_monte_carlo_agrees_with_exact_enumeration(monkeypatch):
+    r = np.array([np.random.default_rng(i).permutation(4) + 1 for i in range(4)], float)
+    exact, is_exact = aggregate.friedman_permutation_p(r)
+    monkeypatch.setattr(aggregate, "EXACT_PERMUTATIONS", 0)
+    mc, mc_exact = aggregate.friedman_permutation_p(r)
+    assert is_exact and not mc_exact and mc == pytest.approx(exact, abs=0.02)

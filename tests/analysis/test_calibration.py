@@ -80,16 +80,23 @@ def test_paired_t_interval_covers_the_true_difference():
 
 
 def test_known_effects_in_a_store_are_found_and_null_ones_are_not(make_store):
-    a = analyse(make_store(Synthetic(n_seeds=8, run_sd=0.03, random_seed=0)))
+    a = analyse(make_store(Synthetic(n_seeds=8, run_sd=0.03, random_seed=0, tasks=("digits", "quadratic", "t2", "t3"))))
     rows = a.paired.set_index(["task", "config"])
+    verdict = a.verdict.set_index(["scope", "config"])
     for task in ("digits", "quadratic"):
         worse = rows.loc[(task, "muphi[window=constant]")]
-        assert worse.p_holm <= ALPHA and worse.ci_low > 0 and worse.p_worse > 0.9
+        assert worse.p_holm <= ALPHA and worse.ci_low > 0
         true = 0.3 * np.mean(np.array([0.9, 0.95, 1.0]) ** 2)  # effect·r² over the last 3 evaluations
         assert abs(worse.mean_diff - true) < 3 * worse.sd_diff / math.sqrt(worse.n)
+        assert verdict.loc[(task, "muphi[window=constant]")].verdict == "worse"
+        assert verdict.loc[(task, "muphi[window=constant]")].posterior_worse > 0.9
         same = rows.loc[(task, "muphi[window=linear]")]
         assert same.p_holm > ALPHA and same.ci_low <= 0 <= same.ci_high
+        assert verdict.loc[(task, "muphi[window=linear]")].verdict in ("equivalent", "inconclusive")
         assert (a.maxt[(task, "muphi[window=constant]")].p_adjusted <= ALPHA).any()
+    assert verdict.loc[("all tasks", "muphi[window=constant]")].verdict == "worse"
+    assert verdict.loc[("all tasks", "muphi[window=constant]")].posterior_worse > 0.9  # hierarchical model
     ranks = dict(zip(a.friedman.configs, a.friedman.average_ranks))
+    assert a.friedman.n_blocks == 4  # one block per task
     assert ranks["muphi[window=constant]"] == pytest.approx(3.0)
     assert ranks[BASELINE] < 3.0

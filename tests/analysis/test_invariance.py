@@ -58,21 +58,30 @@ def _key(frame):
     return frame.sort_values(["task", "config"]).reset_index(drop=True)
 
 
+VERDICT_NUMBERS = ["margin", "estimate", "ci_low", "ci_high", "p_difference", "p_equivalence", "verdict", "n"]
+
+
+def _verdict_key(frame):
+    return frame.sort_values(["scope", "config", "reference"]).reset_index(drop=True)[VERDICT_NUMBERS]
+
+
 NUMBERS = ["n", "n_diverged", "mean_diff", "ci_low", "ci_high", "p_t", "p_wilcoxon", "d_z", "a_better", "p_holm",
            "min_detectable"]
 
 
 def test_relabelling_configurations_changes_no_conclusion(reference, tmp_path):
     root, ref = reference
-    a = analyse(load_store(_rewrite(root, tmp_path / "r", relabel=True)), Options(baseline=_rename(BASELINE)))
+    a = analyse(load_store(_rewrite(root, tmp_path / "r", relabel=True)), Options(references=(_rename(BASELINE),)))
     got = _key(a.paired.assign(config=a.paired["config"].map(lambda c: c.replace("aa-mu", "muphi"))))
     pd.testing.assert_frame_equal(got[NUMBERS], _key(ref.paired)[NUMBERS])
+    verdict = a.verdict.assign(config=a.verdict["config"].map(lambda c: c.replace("aa-mu", "muphi")))
+    pd.testing.assert_frame_equal(_verdict_key(verdict), _verdict_key(ref.verdict))
     ref_ranks = dict(zip(ref.friedman.configs, ref.friedman.average_ranks))
     for config, rank in zip(a.friedman.configs, a.friedman.average_ranks):
         assert rank == pytest.approx(ref_ranks[_rename(config).replace("zz-adam", "adamw").replace("aa-mu", "muphi")])
     assert a.friedman.p_value == pytest.approx(ref.friedman.p_value)
     inverse = lambda s: s.replace("zz-adam", "adamw").replace("aa-mu", "muphi")  # noqa: E731
-    assert sorted(map(inverse, all_claims(a)["Against the baseline"])) == sorted(all_claims(ref)["Against the baseline"])
+    assert sorted(map(inverse, all_claims(a)["Verdicts"][1:])) == sorted(all_claims(ref)["Verdicts"][1:])
 
 
 def test_renumbering_seeds_and_shuffling_rows_changes_no_conclusion(reference, tmp_path):
@@ -80,6 +89,7 @@ def test_renumbering_seeds_and_shuffling_rows_changes_no_conclusion(reference, t
     seed_map = {s: int(v) for s, v in zip(range(6), [40, 3, 17, 8, 25, 1])}
     a = analyse(load_store(_rewrite(root, tmp_path / "r", seed_map=seed_map, shuffle=True)))
     pd.testing.assert_frame_equal(_key(a.paired)[NUMBERS], _key(ref.paired)[NUMBERS], check_exact=False)
+    pd.testing.assert_frame_equal(_verdict_key(a.verdict), _verdict_key(ref.verdict), check_exact=False)
     for key, r in ref.maxt.items():
         np.testing.assert_allclose(a.maxt[key].p_adjusted, r.p_adjusted)
     assert a.friedman.chi2_scipy == pytest.approx(ref.friedman.chi2_scipy)

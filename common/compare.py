@@ -1,0 +1,152 @@
+"""The question a suite declares before its runs: which references, and what difference matters.
+
+A suite's `compare:` section, the `compare.json` the runner writes beside the store, and the
+report's `--reference` / `--margin` / `--margin-abs` options all become one `Comparison`:
+
+    compare:
+      references: [adamw[window=cosine], muphi[window=cosine]]
+      margin: {relative: 0.02}          # 2 % of the reference's median final value
+      per_task:
+        quadratic: {absolute: 1.0e-3}   # in the metric's units
+
+Every configuration is compared with every reference; a reference is compared with the
+references declared before it (never with itself), so each pair appears once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+MARGIN_KINDS = ("relative", "absolute")
+COMPARE_KEYS = ("references", "margin", "per_task")
+
+
+class CompareError(ValueError):
+    """A bad comparison: names the key, what was wrong and what is allowed."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        self.key, self.problem = key, problem
+        super().__init__(f"{key}: {problem}")
+
+
+@dataclass(frozen=True)
+class Margin:
+    """The equivalence margin δ > 0: `value` in metric units (absolute) or as a fraction of
+    |median final value of the reference| on the task (relative)."""
+
+    kind: str  # "relative" or "absolute"
+    value: float  # fraction (relative) or metric units (absolute), > 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in MARGIN_KINDS:
+            raise CompareError("margin", f"kind must be one of {list(MARGIN_KINDS)}, got {self.kind!r}")
+        if isinstance(self.value, bool) or not isinstance(self.value, (int, float)) \
+                or not math.isfinite(self.value) or self.value <= 0:
+            raise CompareError(f"margin.{self.kind}", f"must be a finite number > 0, got {self.value!r}")
+
+    def resolve(self, reference_median: float) -> float:
+        """δ in metric units; NaN when relative and the reference has no completed run."""
+        if self.kind == "absolute":
+            return float(self.value)
+        return float(self.value * abs(reference_median)) if math.isfinite(reference_median) else math.nan
+
+    def describe(self) -> str:
+        if self.kind == "absolute":
+            return f"±{self.value:g} (absolute)"
+        return f"±{100 * self.value:g}% of the reference's median final value"
+
+    def to_dict(self) -> dict[str, float]:
+        return {self.kind: float(self.value)}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """References and margins; `origin` says where they were declared."""
+
+    references: tuple[str, ...]
+    margin: Margin
+    per_task: tuple[tuple[str, Margin], ...] = ()  # sorted by task
+    origin: str = "default"
+
+    def __post_init__(self) -> None:
+        if not self.references:
+            raise CompareError("references", "must name at least one configuration label")
+        if len(set(self.references)) != len(self.references):
+            raise CompareError("references", f"repeats a configuration: {list(self.references)}")
+
+    def margin_for(self, task: str) -> Margin:
+        return dict(self.per_task).get(task, self.margin)
+
+    def pairs(self, configs: tuple[str, ...] | list[str]) -> list[tuple[str, str]]:
+        """(config, reference) for every run configuration against every run reference; a
+        reference meets only the references declared before it."""
+        present = [r for r in self.references if r in configs]
+        out = []
+        for j, ref in enumerate(present):
+            out += [(c, ref) for c in configs if c not in present]
+            out += [(earlier, ref) for earlier in present[j + 1:]]
+        return out
+
+    def describe(self) -> str:
+        text = (f"references {', '.join(self.references)}; equivalence margin {self.margin.describe()}")
+        if self.per_task:
+            text += "; on " + ", ".join(f"{t} {m.describe()}" for t, m in self.per_task)
+        return f"{text} (declared by the {self.origin})"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"references": list(self.references), "margin": self.margin.to_dict()}
+        if self.per_task:
+            out["per_task"] = {t: m.to_dict() for t, m in self.per_task}
+        return out
+
+
+def _mapping(raw: Any, key: str, allowed: tuple[str, ...]) -> dict:
+    if not isinstance(raw, dict):
+        raise CompareError(key, f"must be a mapping with keys {list(allowed)}, got {raw!r}")
+    unknown = sorted(str(k) for k in raw if k not in allowed)
+    if unknown:
+        raise CompareError(key, f"unknown key(s) {unknown}; allowed: {list(allowed)}")
+    return raw
+
+
+def margin_from_dict(raw: Any, key: str = "margin") -> Margin:
+    """`{relative: FRACTION}` or `{absolute: VALUE}`, exactly one."""
+    doc = _mapping(raw, key, MARGIN_KINDS)
+    if len(doc) != 1:
+        raise CompareError(key, f"give exactly one of {list(MARGIN_KINDS)}, got {sorted(doc) or 'none'}")
+    (kind, value), = doc.items()
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    try:
+        return Margin(kind, value)
+    except CompareError as err:
+        raise CompareError(f"{key}.{kind}", err.problem) from None
+
+
+def comparison_from_dict(raw: Any, origin: str) -> Comparison:
+    """Check a `compare:` mapping key by key (the inverse of `Comparison.to_dict`)."""
+    doc = _mapping(raw, "compare", COMPARE_KEYS)
+    for required in ("references", "margin"):
+        if required not in doc:
+            raise CompareError("compare", f"missing key {required!r}")
+    refs = doc["references"]
+    if isinstance(refs, str):
+        refs = [refs]
+    if not isinstance(refs, list) or not refs or not all(isinstance(r, str) and r for r in refs):
+        raise CompareError("compare.references", f"must be a non-empty list of configuration labels, got {refs!r}")
+    per_task = doc.get("per_task") or {}
+    if not isinstance(per_task, dict) or not all(isinstance(t, str) for t in per_task):
+        raise CompareError("compare.per_task", f"must map task names to margins, got {per_task!r}")
+    return Comparison(references=tuple(refs), margin=margin_from_dict(doc["margin"], "compare.margin"),
+                      per_task=tuple(sorted((t, margin_from_dict(m, f"compare.per_task.{t}"))
+                                            for t, m in per_task.items())),
+                      origin=origin)
+
+
+DEFAULT = Comparison(references=("adamw[window=cosine]",), margin=Margin("relative", 0.02),
+                     origin="analysis default (no compare section was declared)")
