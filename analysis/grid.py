@@ -69,6 +69,6 @@ def factor_grid(a: Analysis, factor: str, looks: dict) -> Figure:
     for ax in axes[-1]:
         ax.set_xlabel("step")
     legend_below(fig, axes)
-    fig.suptitle(f"({factor}) {a.options.metric} by {factor}: mean over seeds, pointwise "
+    fig.suptitle(f"(h) {a.options.metric} by {factor}: mean over seeds, pointwise "
                  f"{100 * a.options.level:g}% band")
     return fig

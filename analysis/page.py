@@ -32,7 +32,7 @@ CSS = (
     "td,th{border:1px solid #ccc;padding:2px 6px;text-align:left} li{margin:0.3em 0}"
     "figure{margin:1em 0} figcaption{font-size:12px;color:#555}"
     "details>summary{cursor:pointer;font-size:1.4em;font-weight:bold;margin:1em 0}"
-    ".plots{display:flex;flex-wrap:wrap;gap:1em} .plots>div{flex:1 1 520px;min-width:0}"
+    ".plots{display:grid;gap:1em} .plots>div{min-width:0}"
     ".question{font-size:1.15em} .muted{color:#555}"
     + "".join(f"tr.verdict-{v} td{{background:{c}}}" for v, c in VERDICT_COLOURS.items())
 )
@@ -64,7 +64,8 @@ def verdict_html(a: Analysis) -> str:
     shown = _rounded(verdict)
     rows = []
     for (_, raw), (_, row) in zip(verdict.iterrows(), shown.iterrows()):
-        cells = "".join(f"<td>{html.escape(str(v))}</td>" for v in row)
+        cells = "".join(f"<td><b>{html.escape(str(v))}</b></td>" if col == "verdict" else
+                        f"<td>{html.escape(str(v))}</td>" for col, v in row.items())
         rows.append(f"<tr class='verdict-{html.escape(str(raw['verdict']))}'>{cells}</tr>")
     head = "".join(f"<th>{html.escape(c)}</th>" for c in verdict.columns)
     key = ", ".join(f"<span style='background:{c};padding:0 4px'>{v}</span>" for v, c in VERDICT_COLOURS.items())
@@ -97,7 +98,9 @@ def task_section(a: Analysis, figures: dict[str, Path], looks: dict, train: dict
         plots = [curve_plot(tc, looks, a.options.level, f"curve-{k}")]
         if task in train:
             plots.append(curve_plot(train[task], looks, a.options.level, f"train-{k}"))
-        parts.append("<div class='plots'>" + "".join(f"<div>{p}</div>" for p in plots) + "</div>")
+        # the columns are fixed before plotly sizes the first plot (it measures its cell once)
+        parts.append(f"<div class='plots' style='grid-template-columns:repeat({len(plots)},minmax(0,1fr))'>"
+                     + "".join(f"<div>{p}</div>" for p in plots) + "</div>")
         rows = rel[rel["task"] == task] if not rel.empty else rel
         if not rows.empty:
             cols = ["config", "n", "mean_diff", "ci_low", "ci_high", "mean_diff_pct", "ci_low_pct", "ci_high_pct", "p_holm"]

@@ -59,5 +59,3 @@ def draw_curves(ax, tc: TaskCurves, looks: dict, level: float) -> None:
         ax.fill_between(x, lo[c, ::every], hi[c, ::every], color=look.colour, alpha=0.15, lw=0)
     if log_scale_fits(mean):
         ax.set_yscale("log")
-    if log_scale_fits(x) and x.min() > 0:
-        ax.set_xscale("log")

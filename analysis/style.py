@@ -35,7 +35,8 @@ PAPER_RC = {
     "font.family": "DejaVu Sans", "font.size": 7.5, "axes.titlesize": 8, "axes.labelsize": 7.5,
     "xtick.labelsize": 6.5, "ytick.labelsize": 6.5, "legend.fontsize": 6.5, "figure.titlesize": 8.5,
     "lines.linewidth": 1.2, "pdf.fonttype": 42, "ps.fonttype": 42, "savefig.dpi": PNG_DPI,
-    "figure.constrained_layout.use": True, "axes.spines.top": False, "axes.spines.right": False,
+    "figure.constrained_layout.use": True, "figure.constrained_layout.w_pad": 0.05,
+    "figure.constrained_layout.h_pad": 0.05, "figure.dpi": PNG_DPI,  # laid out and checked as saved "axes.spines.top": False, "axes.spines.right": False,
 }
 
 
@@ -57,7 +58,7 @@ class Provenance:
 
 def apply() -> None:
     """seaborn's paper style with this module's sizes; called before any figure is drawn."""
-    sns.set_theme(context="paper", style="ticks", rc=PAPER_RC)
+    sns.set_theme(context="paper", style="ticks", palette="colorblind", rc=PAPER_RC)
 
 
 def looks(configs) -> dict[str, Look]:
@@ -90,11 +91,14 @@ def _checked_artists(fig: Figure) -> list:
     return [a for a in out if a.get_visible() and (not isinstance(a, Text) or a.get_text().strip())]
 
 
-def clipped(fig: Figure, tolerance: float = 1.0) -> list[str]:
-    """Text, legend and axes artists whose tight bounding box leaves the figure (pixels ± tolerance)."""
+def clipped(fig: Figure, tolerance: float = 1.0, *, draw: bool = True) -> list[str]:
+    """Text, legend and axes artists whose tight bounding box leaves the figure (pixels ± tolerance).
+
+    draw=False reuses the layout of the last draw (after a savefig) instead of drawing again."""
     if not hasattr(fig.canvas, "get_renderer"):
         FigureCanvasAgg(fig)  # a bare Figure gets the Agg canvas that savefig would use
-    fig.draw_without_rendering()  # runs the layout engine first
+    if draw:
+        fig.draw_without_rendering()  # runs the layout engine first
     renderer = fig.canvas.get_renderer()
     box = fig.bbox
     out = []
@@ -115,10 +119,10 @@ def save(fig: Figure, out: Path, name: str, provenance: Provenance | None) -> Pa
     """Write NAME.png (200 dpi) and NAME.pdf (TrueType fonts, provenance in the metadata); the
     PNG's path. Anything `clipped` is logged as a warning."""
     out.mkdir(parents=True, exist_ok=True)
-    for problem in clipped(fig):
-        log.warning("figure %s: %s", name, problem)
     png = out / f"{name}.png"
     fig.savefig(png, dpi=PNG_DPI)
+    for problem in clipped(fig, draw=False):
+        log.warning("figure %s: %s", name, problem)
     meta = {"Title": f"annealbench {name}", "Creator": "annealbench analysis"}
     if provenance is not None:
         meta["Subject"] = f"results store sha256 {provenance.store_sha256}"

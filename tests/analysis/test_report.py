@@ -221,6 +221,8 @@ PROBE_BODY = """<script>window.addEventListener('load', () => setTimeout(() => {
   const plots = [...document.querySelectorAll('.js-plotly-plot')];
   const out = {verdict_first: !!verdict && figures.length > 0 &&
                  figures.every(f => verdict.compareDocumentPosition(f) & Node.DOCUMENT_POSITION_FOLLOWING),
+               overflowing: plots.filter(p => p.querySelector('.main-svg').getBoundingClientRect().right >
+                                             p.parentElement.getBoundingClientRect().right + 1).length,
                plots: plots.length, drawn: plots.filter(p => p.querySelector('.main-svg .scatterlayer .trace')).length,
                images: [...document.images].filter(i => i.naturalWidth > 0).length, errors: window.__errors};
   const pre = document.createElement('pre'); pre.id = 'probe'; pre.textContent = JSON.stringify(out);
@@ -254,7 +256,7 @@ def test_report_renders_in_headless_chromium_verdict_first_without_errors(verdic
     result, console = probe(paths.html, tmp_path)
     assert result["verdict_first"], result
     assert result["plots"] == result["drawn"] == 2 * len(a.curves), result
-    assert result["images"] == len(paths.figures), result
+    assert result["images"] == len(paths.figures) and result["overflowing"] == 0, result
     assert result["errors"] == [] and console == [], (result["errors"], console)
     shot = tmp_path / "report.png"
     with tempfile.TemporaryDirectory() as profile:
