@@ -12,6 +12,7 @@ import logging
 import math
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 import scikit_posthocs as sp
@@ -209,6 +210,8 @@ def build_figures(a: Analysis, sensitivity: pd.DataFrame | None = None, grid: st
 
 def all_figures(a: Analysis, out: Path, sensitivity: pd.DataFrame | None = None, *, grid: str | None = None,
                 provenance: style.Provenance | None = None) -> dict[str, Path]:
-    """Draw every figure (`build_figures`) into `out` as PNG and PDF; name → PNG path."""
-    return {name: style.save(fig, out, name, provenance)
-            for name, fig in build_figures(a, sensitivity, grid).items()}
+    """Draw every figure (`build_figures`) into `out` as PNG and PDF; name → PNG path. The paper
+    style holds while drawing and saving only (the caller's matplotlib settings are restored)."""
+    with matplotlib.rc_context():
+        return {name: style.save(fig, out, name, provenance)
+                for name, fig in build_figures(a, sensitivity, grid).items()}

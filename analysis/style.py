@@ -36,7 +36,8 @@ PAPER_RC = {
     "xtick.labelsize": 6.5, "ytick.labelsize": 6.5, "legend.fontsize": 6.5, "figure.titlesize": 8.5,
     "lines.linewidth": 1.2, "pdf.fonttype": 42, "ps.fonttype": 42, "savefig.dpi": PNG_DPI,
     "figure.constrained_layout.use": True, "figure.constrained_layout.w_pad": 0.05,
-    "figure.constrained_layout.h_pad": 0.05, "figure.dpi": PNG_DPI,  # laid out and checked as saved "axes.spines.top": False, "axes.spines.right": False,
+    "figure.constrained_layout.h_pad": 0.05, "axes.spines.top": False, "axes.spines.right": False,
+    "figure.dpi": PNG_DPI,  # laid out, and checked for clipping, at the resolution it is saved at
 }
 
 
