@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import scikit_posthocs as sp
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, SymmetricalLogLocator
 
 from analysis import style
 from analysis.aggregate import integrated_score, profile
@@ -90,12 +90,26 @@ def relative_differences(a: Analysis) -> pd.DataFrame:
     return rows
 
 
+def outlier_scale(ax, bounds: np.ndarray, ratio: float = 10.0) -> float | None:
+    """A symmetric-log x-axis when the widest interval bound exceeds `ratio` × the median one
+    (one far configuration would squeeze the others into a dot); linear within ± the median's
+    decade (returned; None for a linear axis), so the intervals near zero keep their shape."""
+    size = np.abs(bounds[np.isfinite(bounds)])
+    if not (size.size and size.max() > ratio * np.median(size) > 0):
+        return None
+    linthresh = 10.0 ** np.ceil(np.log10(np.median(size)))
+    ax.set_xscale("symlog", linthresh=linthresh)
+    ax.xaxis.set_major_locator(SymmetricalLogLocator(linthresh=linthresh, base=10, subs=(1, 3)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    return linthresh
+
+
 def forest(a: Analysis, looks: dict) -> Figure:
     """(c) Paired differences against the reference, one panel per task, in % of the
     reference's mean final value, with their t-intervals."""
     rows = relative_differences(a)
     tasks = list(dict.fromkeys(rows["task"])) if not rows.empty else []
-    fig = Figure(figsize=(style.PAGE_IN * 0.7, 0.6 + sum(0.22 * (rows["task"] == t).sum() + 0.45 for t in tasks)
+    fig = Figure(figsize=(style.PAGE_IN, 0.6 + sum(0.22 * (rows["task"] == t).sum() + 0.45 for t in tasks)
                           if tasks else 1.6))
     if not tasks:
         ax = fig.subplots()
@@ -112,18 +126,37 @@ def forest(a: Analysis, looks: dict) -> Figure:
         ax.scatter(g["mean_diff_pct"], y, c=colours, s=14, zorder=3)
         ax.set_yticks(y, [f"{c} (n={n})" for c, n in zip(g["config"], g["n"])])
         ax.axvline(0, color="grey", lw=0.8)
+        linthresh = outlier_scale(ax, g[["ci_low_pct", "ci_high_pct"]].to_numpy())
         ax.set_ylim(len(g) - 0.5, -0.5)
-        ax.set_title(f"{task}: against {g['baseline'].iloc[0]}", loc="left")
-    axes[-1].set_xlabel(f"final {a.options.metric}: config − reference, in % of the reference's mean\n"
+        scale = f" (log beyond ±{linthresh:g}%)" if linthresh else ""
+        ax.set_title(f"{task}: against {g['baseline'].iloc[0]}{scale}", loc="left")
+    fig.supxlabel(f"final {a.options.metric}: config − reference, in % of the reference's mean\n"
                         f"(paired {100 * a.options.level:g}% t-interval)")
     fig.suptitle("(c) Paired differences against the reference")
     return fig
 
 
+def fit_inside(fig: Figure, ax, pad: float = 4.0, rounds: int = 10) -> None:
+    """Shrink `ax` until its tight box (labels placed in data coordinates included) lies inside
+    the figure with `pad` pixels to spare; constrained layout cannot, as such labels move with
+    the axes it resizes."""
+    fig.set_layout_engine("none")
+    for _ in range(rounds):
+        box, tight = fig.bbox, ax.get_tightbbox(style.drawn(fig))
+        left, right = max(0.0, box.x0 + pad - tight.x0), max(0.0, tight.x1 - box.x1 + pad)
+        bottom, top = max(0.0, box.y0 + pad - tight.y0), max(0.0, tight.y1 - box.y1 + pad)
+        if not any((left, right, bottom, top)):
+            return
+        pos = ax.get_position()
+        w, h = box.width, box.height
+        ax.set_position([pos.x0 + left / w, pos.y0 + bottom / h, pos.width - (left + right) / w,
+                         pos.height - (bottom + top) / h])
+
+
 def critical_difference(a: Analysis, looks: dict) -> Figure:
     """(d) Average ranks over the Friedman blocks; a bar joins configurations that the pairwise
     Wilcoxon–Holm tests do not separate at α."""
-    fig = Figure(figsize=(style.PAGE_IN * 0.7, 1.2 + 0.18 * len(looks)))
+    fig = Figure(figsize=(style.PAGE_IN, 1.2 + 0.18 * len(looks)))
     ax = fig.subplots()
     f = a.friedman
     if f is None or a.pairwise_p is None:
@@ -139,14 +172,15 @@ def critical_difference(a: Analysis, looks: dict) -> Figure:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(f"(d) Average ranks over N = {f.n_blocks} blocks (Friedman p = {f.p_value:.2g});\n"
                  f"bars: not separated by Wilcoxon–Holm at α = {a.options.alpha:g}")
+    fit_inside(fig, ax)
     return fig
 
 
 def profiles(a: Analysis, looks: dict) -> Figure:
     """(e) Dolan–Moré performance profiles over steps (or time) to the target."""
-    fig = Figure(figsize=(style.COLUMN_IN * 1.3, 2.6))
+    fig = Figure(figsize=(style.PAGE_IN * 0.75, 2.6))
     ax = fig.subplots()
-    ax.set_title("(e) Performance profiles (B: AlgoPerf integrated score)")
+    ax.set_title("(e) Performance profiles (B: AlgoPerf integrated score)", loc="left")
     if a.profile_ratios is None:
         ax.text(0.5, 0.5, "no configuration reached a target", ha="center", transform=ax.transAxes)
         ax.set_axis_off()
@@ -162,7 +196,7 @@ def profiles(a: Analysis, looks: dict) -> Figure:
     ax.set_xlabel(f"τ: {what} to target / best {what} to target")
     ax.set_ylabel("fraction of problems")
     ax.set_ylim(0, 1.02)
-    legend_below(fig, [ax], ncols=2)
+    fig.legend(loc="outside right center", frameon=False)
     return fig
 
 

@@ -80,6 +80,16 @@ def store_provenance(root: Path, commits) -> Provenance:
     return Provenance(store_sha256=digest.hexdigest(), git_commits=tuple(sorted(set(map(str, commits)))))
 
 
+def drawn(fig: Figure, draw: bool = True):
+    """The renderer of `fig` after laying it out and drawing it (without output) when `draw`; a
+    bare Figure gets the Agg canvas that savefig would use."""
+    if not hasattr(fig.canvas, "get_renderer"):
+        FigureCanvasAgg(fig)
+    if draw:
+        fig.draw_without_rendering()  # runs the layout engine first
+    return fig.canvas.get_renderer()
+
+
 def _checked_artists(fig: Figure) -> list:
     """Axes (their tight box holds the tick labels actually drawn), each axes' title, labels and
     texts, and the figure's own texts, title and legends."""
@@ -96,11 +106,7 @@ def clipped(fig: Figure, tolerance: float = 1.0, *, draw: bool = True) -> list[s
     """Text, legend and axes artists whose tight bounding box leaves the figure (pixels ± tolerance).
 
     draw=False reuses the layout of the last draw (after a savefig) instead of drawing again."""
-    if not hasattr(fig.canvas, "get_renderer"):
-        FigureCanvasAgg(fig)  # a bare Figure gets the Agg canvas that savefig would use
-    if draw:
-        fig.draw_without_rendering()  # runs the layout engine first
-    renderer = fig.canvas.get_renderer()
+    renderer = drawn(fig, draw)
     box = fig.bbox
     out = []
     for artist in _checked_artists(fig):

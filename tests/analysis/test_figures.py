@@ -25,7 +25,7 @@ from analysis.sensitivity import lr_sensitivity
 from analysis.store import load_store
 from analysis.summary import analyse
 from tests.analysis.conftest import MIXED
-from tests.analysis.synthetic import Synthetic, write_store
+from tests.analysis.synthetic import BASELINE, Synthetic, write_store
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,6 +54,19 @@ def figures(analysis):
 def test_every_figure_is_built_with_nothing_clipped(figures):
     assert set(figures) == {"a_windows", "b_curves", "b_train_curves", "c_forest", "d_critical_difference",
                             "e_profiles", "f_diagnostics", "g_lr_sensitivity", "h_grid_window"}
+    for name, fig in figures.items():
+        assert style.clipped(fig) == [], name
+
+
+NINE = ((BASELINE, 0.0), ("adamw[window=linear]", -0.02), ("adamw[window=constant]", 0.3),
+        ("muphi[window=cosine]", 0.0), ("muphi[window=linear]", -0.03), ("muphi[window=constant]", 0.25),
+        ("muphi[window=sqrt]", 0.05), ("sgd[window=cosine]", 3.0), ("schedulefree_adamw[window=constant]", 0.02))
+
+
+def test_nine_configurations_on_three_tasks_draw_with_nothing_clipped(tmp_path):
+    """The quick suite's size: long labels in the legends, the forest and the CD diagram."""
+    spec = Synthetic(tasks=("digits", "diabetes", "quadratic"), effects=NINE, n_seeds=4, eval_every=100)
+    figures = build_figures(analyse(load_store(write_store(tmp_path / "s", spec))))
     for name, fig in figures.items():
         assert style.clipped(fig) == [], name
 
@@ -103,7 +116,17 @@ def test_forest_puts_each_task_in_its_own_panel_in_percent(figures, analysis):
     fig = figures["c_forest"]
     titles = [ax.get_title(loc="left") for ax in fig.axes]
     assert titles == [f"{t}: against {analysis.baseline}" for t in analysis.curves]
-    assert "% of the reference's mean" in fig.axes[-1].get_xlabel()
+    assert [ax.get_xscale() for ax in fig.axes] == ["linear", "linear"]
+    assert "% of the reference's mean" in fig.get_supxlabel()
+
+
+def test_forest_switches_to_a_symlog_axis_for_a_far_configuration(tmp_path):
+    effects = (("adamw[window=cosine]", 0.0), ("muphi[window=linear]", 0.01), ("muphi[window=constant]", 0.02),
+               ("sgd[window=cosine]", 30.0))
+    root = write_store(tmp_path / "s", Synthetic(tasks=("digits",), effects=effects, n_seeds=4))
+    fig = build_figures(analyse(load_store(root)))["c_forest"]
+    assert fig.axes[0].get_xscale() == "symlog" and "log beyond ±" in fig.axes[0].get_title(loc="left")
+    assert style.clipped(fig) == []
 
 
 def test_windows_label_is_digamma_and_renders_as_a_glyph(tmp_path, figures):
