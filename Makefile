@@ -9,6 +9,7 @@ STAMP    := $(VENV)/.annealbench-installed
 SUITE    ?= quick
 RESULTS  ?= results/$(SUITE)
 WORKERS  ?=
+GRID     ?=
 PYTEST_ARGS ?= -m "not slow"
 
 .DEFAULT_GOAL := help
@@ -38,8 +39,8 @@ bench: $(STAMP) ## run the quick suite on embedded data, then the analysis and r
 	$(PY) -m bench run $(SUITE) --out $(RESULTS) $(if $(WORKERS),--workers $(WORKERS))
 	$(PY) -m analysis report $(RESULTS)
 
-figures: $(STAMP) ## rebuild every figure and table from the results store alone
-	$(PY) -m analysis report $(RESULTS)
+figures: $(STAMP) ## rebuild every figure, table and report.html from the results store alone (GRID=factor adds its panel grid)
+	$(PY) -m analysis report $(RESULTS) $(if $(GRID),--grid $(GRID))
 
 perf: $(STAMP) ## run the speed benchmarks and write docs/performance.md
 	$(PY) -m bench.perf --out docs/performance.md

@@ -1,4 +1,5 @@
-"""The report's tables, written as CSV (full precision), Markdown and LaTeX (4 significant digits)."""
+"""The report's tables, written as CSV (full precision), Markdown and LaTeX (4 significant digits;
+booktabs rules). The verdict table, when the analysis computed one, comes first."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.summary import Analysis
+
+LATEX_HEADER = "% booktabs rules: \\usepackage{booktabs} in the preamble\n"
 
 
 def _rounded(df: pd.DataFrame) -> pd.DataFrame:
@@ -30,9 +33,18 @@ def to_markdown(df: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
+def verdict_table(a: Analysis) -> pd.DataFrame | None:
+    """The analysis' verdict table (columns VERDICT_COLUMNS of `analysis.verdict`), or None when
+    this analysis computed none."""
+    verdict = getattr(a, "verdict", None)
+    return verdict if isinstance(verdict, pd.DataFrame) else None
+
+
 def report_tables(a: Analysis) -> dict[str, pd.DataFrame]:
-    """Name → table; every table about runs carries their divergence counts."""
-    tables = {"per_config": a.per_config, "paired": a.paired.drop(columns=["note"], errors="ignore"),
+    """Name → table, the verdict first; every table about runs carries their divergence counts."""
+    verdict = verdict_table(a)
+    tables = {"verdict": verdict} if verdict is not None else {}
+    tables |= {"per_config": a.per_config, "paired": a.paired.drop(columns=["note"], errors="ignore"),
               "failures": a.failures, "aggregate": a.aggregate, "power": a.power}
     if a.friedman is not None:
         div = a.failures.groupby("config")[["runs", "diverged"]].sum()
@@ -56,6 +68,6 @@ def write_tables(tables: dict[str, pd.DataFrame], out: Path) -> list[Path]:
         df.to_csv(out / f"{name}.csv", index=False)
         pretty = _rounded(df)
         (out / f"{name}.md").write_text(to_markdown(pretty) + "\n")
-        (out / f"{name}.tex").write_text(pretty.to_latex(index=False, escape=True))
+        (out / f"{name}.tex").write_text(LATEX_HEADER + pretty.to_latex(index=False, escape=True))
         written += [out / f"{name}.{ext}" for ext in ("csv", "md", "tex")]
     return written

@@ -7,14 +7,20 @@ import re
 import shutil
 import subprocess
 import tempfile
+from html.parser import HTMLParser
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from analysis.__main__ import main
 from analysis.figures import FIGURE_NAMES
+from analysis.report import write_analysis
+from analysis.store import load_store
+from analysis.summary import analyse
 from tests.analysis.conftest import MIXED
 from tests.analysis.synthetic import Synthetic, write_store
+from tests.analysis.test_figures import add_train_loss
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 
@@ -47,11 +53,26 @@ def test_tables_are_written_as_csv_markdown_and_latex(report):
     assert "n_diverged" in pd.read_csv(out / "tables" / "paired.csv").columns
 
 
+class Links(HTMLParser):
+    """Every src and href attribute of a page (script bodies are not parsed as markup)."""
+
+    def __init__(self):
+        super().__init__()
+        self.src, self.href = [], []
+
+    def handle_starttag(self, tag, attrs):
+        for key, value in attrs:
+            if key in ("src", "href"):
+                getattr(self, key).append(value)
+
+
 def test_html_is_self_contained_with_claims_and_provenance(report):
     _, out = report
     page = (out / "report.html").read_text()
-    assert len(re.findall(r'src="data:image/png;base64,', page)) == len(FIGURE_NAMES)
-    assert not re.search(r'src="(?!data:)', page)  # nothing loaded from outside the file
+    links = Links()
+    links.feed(page)
+    assert len(links.src) == len(FIGURE_NAMES) and all(s.startswith("data:image/png;base64,") for s in links.src)
+    assert sorted(links.href) == sorted(f"figures/{n}.pdf" for n in FIGURE_NAMES)  # beside the page
     assert "paired t-test p = " in page and "n = 6 paired seeds" in page
     assert "sign-flip max-T" in page and "Friedman" in page
     assert "diverged in 1 of 6 runs" in page
@@ -86,7 +107,7 @@ def test_tune_stage_gives_the_lr_sensitivity_view(tmp_path):
     assert (row["done"], row["diverged"]) == (1, 1)
     assert (tmp_path / "out" / "figures" / "g_lr_sensitivity.pdf").is_file()
     page = (tmp_path / "out" / "report.html").read_text()
-    assert 'id="fig-g_lr_sensitivity"' in page
+    assert "id='fig-g_lr_sensitivity'" in page
 
 
 def test_refuse_mixed_commits_stops_the_report(tmp_path, capsys):
@@ -103,27 +124,152 @@ def test_a_corrupt_store_stops_the_report_naming_the_file(tmp_path, capsys):
     assert "runs.parquet: cannot be read as Parquet" in capsys.readouterr().err
 
 
-MEASURE = """<script>window.addEventListener('load', () => {
-  const sizes = [...document.images].map(i => [i.id, i.naturalWidth, i.naturalHeight,
-                 i.getBoundingClientRect().width, i.getBoundingClientRect().height]);
-  const pre = document.createElement('pre'); pre.id = 'measured'; pre.textContent = JSON.stringify(sizes);
-  document.body.appendChild(pre); });</script></body>"""
+VERDICT_COLUMNS = ("scope", "config", "reference", "margin", "estimate", "ci_low", "ci_high", "p_difference",
+                   "p_equivalence", "verdict")
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH (install the Debian package 'chromium')")
-def test_every_figure_renders_in_headless_chromium(report, tmp_path):
+def attach_verdict(a):
+    """A verdict table of the agreed schema for analysis `a`: per task the paired estimate and
+    interval of each configuration, judged against a margin of 0.1 (equivalent inside ±margin,
+    better/worse outside on one side, inconclusive otherwise), and one across-task row."""
+    rows = []
+    for r in a.paired.itertuples():
+        verdict = ("equivalent" if -0.1 < r.ci_low and r.ci_high < 0.1 else "better" if r.ci_high < 0
+                   else "worse" if r.ci_low > 0 else "inconclusive")
+        rows.append((r.task, r.config, r.baseline, 0.1, r.mean_diff, r.ci_low, r.ci_high, r.p_t, np.nan, verdict))
+    rows.append(("all tasks", "muphi[window=linear]", a.baseline, 0.1, 0.0, -0.3, 0.3, 0.9, 0.4, "inconclusive"))
+    object.__setattr__(a, "verdict", pd.DataFrame(rows, columns=VERDICT_COLUMNS))  # Analysis is frozen
+    return a
+
+
+@pytest.fixture(scope="module")
+def verdict_report(tmp_path_factory):
+    root = add_train_loss(write_store(tmp_path_factory.mktemp("verdict") / "store", MIXED))
+    a = attach_verdict(analyse(load_store(root)))
+    return a, write_analysis(a, root / "report", grid="window", wandb=False)
+
+
+def test_verdict_table_is_written_first_and_shown_before_any_figure(verdict_report):
+    a, paths = verdict_report
+    assert paths.tables[0].name == "verdict.csv"
+    assert pd.read_csv(paths.tables[0]).columns.tolist() == list(VERDICT_COLUMNS)
+    page = paths.html.read_text()
+    first_figure = min(page.index("<figure"), page.index("plotly-graph-div"))
+    assert page.index("<table id='verdict'") < first_figure
+    assert "No verdict computed" not in page
+
+
+def test_verdict_rows_are_coloured_by_verdict_with_the_margin_shown(verdict_report):
+    a, paths = verdict_report
+    page = paths.html.read_text()
+    table = page[page.index("<table id='verdict'"):page.index("</table>", page.index("<table id='verdict'"))]
+    classes = re.findall(r"<tr class='verdict-(\w+)'>", table)
+    assert classes == a.verdict["verdict"].tolist() and "worse" in classes and "equivalent" in classes
+    assert "<th>margin</th>" in table and "<td>0.1</td>" in table
+    assert re.search(r"tr\.verdict-worse td\{background:#[0-9a-f]{6}\}", page)
+
+
+def test_without_a_verdict_the_page_says_none_was_computed(report):
     _, out = report
-    page = tmp_path / "measured.html"
-    page.write_text((out / "report.html").read_text().replace("</body>", MEASURE))
+    page = (out / "report.html").read_text()
+    assert "No verdict computed" in page and page.index("No verdict computed") < page.index("<figure")
+    assert not (out / "tables" / "verdict.csv").exists()
+
+
+def test_sections_come_in_reading_order_with_details_collapsed(verdict_report):
+    _, paths = verdict_report
+    page = paths.html.read_text()
+    order = [page.index(f"<section id='{s}'>") for s in ("question", "tasks", "across", "theory")]
+    assert order == sorted(order) and order[-1] < page.index("<details id='details'>")
+    details = page[page.index("<details id='details'>"):]
+    assert "paired t-test p = " in details and "Methods" in details and "Provenance" in details
+    assert "paired t-test p = " not in page[:page.index("<details id='details'>")]  # claims only in details
+    assert page.index("id='fig-h_grid_window'") < page.index("<section id='across'>")
+
+
+def test_interactive_curves_embed_plotly_once_per_page(verdict_report):
+    a, paths = verdict_report
+    page = paths.html.read_text()
+    assert page.count("* plotly.js v") == 1  # the library, inline: the page works offline
+    assert page.count("Plotly.newPlot") == 2 * len(a.curves)  # evaluation and training loss per task
+    assert '"yaxis.type":"log"' in page.replace(" ", "")  # the linear/log switch
+
+
+def test_latex_tables_use_booktabs(verdict_report):
+    _, paths = verdict_report
+    tex = next(p for p in paths.tables if p.name == "verdict.tex").read_text()
+    assert "\\usepackage{booktabs}" in tex
+    assert all(rule in tex for rule in ("\\toprule", "\\midrule", "\\bottomrule"))
+
+
+def test_unknown_grid_factor_stops_the_report_naming_the_choices(tmp_path):
+    root = write_store(tmp_path / "s", Synthetic(n_seeds=2))
+    with pytest.raises(ValueError, match="grid factor 'gama' .* factors that vary: \\['window'\\]"):
+        write_analysis(analyse(load_store(root)), tmp_path / "out", grid="gama", wandb=False)
+
+
+CHROME_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run", "--enable-logging=stderr",
+                "--v=0", "--virtual-time-budget=15000")
+PROBE_HEAD = """<head><script>window.__errors = [];
+window.addEventListener('error', e => window.__errors.push(String(e.message)));
+const __error = console.error; console.error = (...a) => { window.__errors.push(a.join(' ')); __error(...a); };
+</script>"""
+PROBE_BODY = """<script>window.addEventListener('load', () => setTimeout(() => {
+  const verdict = document.getElementById('verdict') || document.getElementById('no-verdict');
+  const figures = [...document.querySelectorAll('figure, .plotly-graph-div')];
+  const plots = [...document.querySelectorAll('.js-plotly-plot')];
+  const out = {verdict_first: !!verdict && figures.length > 0 &&
+                 figures.every(f => verdict.compareDocumentPosition(f) & Node.DOCUMENT_POSITION_FOLLOWING),
+               overflowing: plots.filter(p => p.querySelector('.main-svg').getBoundingClientRect().right >
+                                             p.parentElement.getBoundingClientRect().right + 1).length,
+               plots: plots.length, drawn: plots.filter(p => p.querySelector('.main-svg .scatterlayer .trace')).length,
+               images: [...document.images].filter(i => i.naturalWidth > 0).length, errors: window.__errors};
+  const pre = document.createElement('pre'); pre.id = 'probe'; pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre); }, 500));</script></body>"""
+
+
+def chromium(page, profile, *extra):
+    return subprocess.run([CHROMIUM, *CHROME_FLAGS, f"--user-data-dir={profile}", *extra, page.as_uri()],
+                          capture_output=True, text=True, timeout=180, check=True)
+
+
+def probe(page, tmp_path):
+    """Open `page` with the probe scripts in headless Chromium: (probe results, console errors)."""
+    probed = tmp_path / f"probed-{page.name}"
+    probed.write_text(page.read_text().replace("<head>", PROBE_HEAD, 1).replace("</body>", PROBE_BODY))
     with tempfile.TemporaryDirectory() as profile:
-        dom = subprocess.run(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-             "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
-            capture_output=True, text=True, timeout=120, check=True).stdout
-    found = re.search(r'<pre id="measured">(.*?)</pre>', dom, re.S)
-    assert found, dom[-2000:]
-    sizes = json.loads(found.group(1).replace("&quot;", '"'))
-    assert sorted(s[0] for s in sizes) == sorted(f"fig-{n}" for n in FIGURE_NAMES)
-    for name, nat_w, nat_h, w, h in sizes:
-        assert min(nat_w, nat_h, w, h) > 0, name
+        run = chromium(probed, profile, "--dump-dom")
+    found = re.search(r'<pre id="probe">(.*?)</pre>', run.stdout, re.S)
+    assert found, run.stdout[-2000:]
+    console = [line for line in run.stderr.splitlines() if "CONSOLE" in line and "rror" in line]
+    return json.loads(found.group(1).replace("&quot;", '"')), console
+
+
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH (install the Debian "
+                                                              "package 'chromium')")
+
+
+@needs_chromium
+def test_report_renders_in_headless_chromium_verdict_first_without_errors(verdict_report, tmp_path):
+    a, paths = verdict_report
+    result, console = probe(paths.html, tmp_path)
+    assert result["verdict_first"], result
+    assert result["plots"] == result["drawn"] == 2 * len(a.curves), result
+    assert result["images"] == len(paths.figures) and result["overflowing"] == 0, result
+    assert result["errors"] == [] and console == [], (result["errors"], console)
+    shot = tmp_path / "report.png"
+    with tempfile.TemporaryDirectory() as profile:
+        chromium(paths.html, profile, "--window-size=1280,2400", f"--screenshot={shot}")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+
+
+@needs_chromium
+def test_the_browser_probe_sees_a_script_error(tmp_path):
+    broken = tmp_path / "broken.html"
+    broken.write_text("<!DOCTYPE html><html><head></head><body><table id='verdict'></table><figure></figure>"
+                      "<script>undefinedFunction();</script></body></html>")
+    result, console = probe(broken, tmp_path)
+    assert result["verdict_first"] and result["plots"] == 0
+    assert any("undefinedFunction" in e for e in result["errors"])
+    assert any("undefinedFunction" in line for line in console)

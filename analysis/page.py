@@ -1,0 +1,158 @@
+"""The report's HTML page, in the order a reader asks: (1) the question and the verdict, (2) per
+task the curves and the paired differences, (3) the across-task view, (4) the theory's
+diagnostics, (5) the details — every claim, the tables, the methods, provenance — collapsed.
+
+Everything is embedded (figures as base64 PNG, plotly.js once), so the file works offline.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from fnmatch import fnmatch
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.claims import all_claims
+from analysis.figures import relative_differences
+from analysis.interactive import curve_plot, plotly_script
+from analysis.tables import _rounded, verdict_table
+from analysis.summary import Analysis
+
+SECTIONS = (  # section id → figure names (fnmatch patterns) drawn there, in order
+    ("tasks", ("b_curves", "b_train_curves", "c_forest", "h_grid_*")),
+    ("across", ("d_critical_difference", "e_profiles", "g_lr_sensitivity")),
+    ("theory", ("f_diagnostics", "a_windows")),
+)
+VERDICT_COLOURS = {"better": "#c7e9c0", "worse": "#fdd0a2", "equivalent": "#c6dbef", "inconclusive": "#e0e0e0"}
+CSS = (
+    "body{font-family:'DejaVu Sans',sans-serif;max-width:1200px;margin:auto;padding:1em;line-height:1.4}"
+    "img{max-width:100%} table{border-collapse:collapse;font-size:12px;margin:0.5em 0}"
+    "td,th{border:1px solid #ccc;padding:2px 6px;text-align:left} li{margin:0.3em 0}"
+    "figure{margin:1em 0} figcaption{font-size:12px;color:#555}"
+    "details>summary{cursor:pointer;font-size:1.4em;font-weight:bold;margin:1em 0}"
+    ".plots{display:grid;gap:1em} .plots>div{min-width:0}"
+    ".question{font-size:1.15em} .muted{color:#555}"
+    + "".join(f"tr.verdict-{v} td{{background:{c}}}" for v, c in VERDICT_COLOURS.items())
+)
+
+
+def _table(df: pd.DataFrame, table_id: str = "") -> str:
+    attrs = {"table_id": table_id} if table_id else {}
+    return _rounded(df).to_html(index=False, escape=True, **attrs)
+
+
+def question(a: Analysis) -> str:
+    """The suite's question in one sentence, with the comparison's own description when the
+    analysis has one (its references and margin rule)."""
+    text = (f"Does each configuration match, beat or trail the reference {a.baseline} in final "
+            f"{a.options.metric} — on which tasks, and by how much?")
+    comparison = getattr(a, "comparison", None)
+    if comparison is not None and hasattr(comparison, "describe"):
+        text += " " + comparison.describe()
+    return text
+
+
+def verdict_html(a: Analysis) -> str:
+    """The verdict table, one row per (scope, config), each row coloured by its verdict, or a
+    line saying that no verdict was computed."""
+    verdict = verdict_table(a)
+    if verdict is None or verdict.empty:
+        return ("<p id='no-verdict' class='muted'>No verdict computed for this store: the paired "
+                "differences per task (section 2) are the evidence.</p>")
+    shown = _rounded(verdict)
+    rows = []
+    for (_, raw), (_, row) in zip(verdict.iterrows(), shown.iterrows()):
+        cells = "".join(f"<td><b>{html.escape(str(v))}</b></td>" if col == "verdict" else
+                        f"<td>{html.escape(str(v))}</td>" for col, v in row.items())
+        rows.append(f"<tr class='verdict-{html.escape(str(raw['verdict']))}'>{cells}</tr>")
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in verdict.columns)
+    key = ", ".join(f"<span style='background:{c};padding:0 4px'>{v}</span>" for v, c in VERDICT_COLOURS.items())
+    return (f"<table id='verdict'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            f"<p class='muted'>Rows coloured by verdict: {key}. The margin is the absolute "
+            f"equivalence margin in {html.escape(a.options.metric)}; the interval is at "
+            f"{100 * a.options.level:g}%.</p>")
+
+
+def figure_html(name: str, png: Path) -> str:
+    """A static figure embedded as PNG, with a link to its PDF beside the report."""
+    data = base64.b64encode(png.read_bytes()).decode("ascii")
+    return (f"<figure><img id='fig-{name}' alt='{html.escape(name)}' src='data:image/png;base64,{data}'>"
+            f"<figcaption>{html.escape(name)} (<a href='figures/{html.escape(name)}.pdf'>PDF</a>)"
+            f"</figcaption></figure>")
+
+
+def _figures_in(section: str, figures: dict[str, Path]) -> list[str]:
+    patterns = dict(SECTIONS)[section]
+    return [figure_html(n, p) for pattern in patterns for n, p in figures.items() if fnmatch(n, pattern)]
+
+
+def task_section(a: Analysis, figures: dict[str, Path], looks: dict, train: dict) -> list[str]:
+    """Per task: the interactive curves (evaluation, then training loss when logged) and the
+    paired differences against the reference; then the static figures of this section."""
+    parts = ["<section id='tasks'><h2>2. Per task: curves and paired differences</h2>"]
+    rel = relative_differences(a)
+    for k, (task, tc) in enumerate(a.curves.items()):
+        parts.append(f"<h3>{html.escape(task)}</h3>")
+        plots = [curve_plot(tc, looks, a.options.level, f"curve-{k}")]
+        if task in train:
+            plots.append(curve_plot(train[task], looks, a.options.level, f"train-{k}"))
+        # the columns are fixed before plotly sizes the first plot (it measures its cell once)
+        parts.append(f"<div class='plots' style='grid-template-columns:repeat({len(plots)},minmax(0,1fr))'>"
+                     + "".join(f"<div>{p}</div>" for p in plots) + "</div>")
+        rows = rel[rel["task"] == task] if not rel.empty else rel
+        if not rows.empty:
+            cols = ["config", "n", "mean_diff", "ci_low", "ci_high", "mean_diff_pct", "ci_low_pct", "ci_high_pct", "p_holm"]
+            parts.append(f"<p>Paired differences against {html.escape(a.baseline)} (config − reference; "
+                         f"_pct: in % of the reference's mean final value):</p>" + _table(rows[cols]))
+    parts += _figures_in("tasks", figures) + ["</section>"]
+    return parts
+
+
+def details_section(a: Analysis, tables: dict[str, pd.DataFrame], methods: str,
+                    provenance: dict[str, list[str]]) -> list[str]:
+    """Every claim sentence, the notes, every table, the methods and provenance, collapsed."""
+    parts = ["<details id='details'><summary>5. Details: every claim, tables, methods, provenance</summary>",
+             "<h3>Methods</h3>", f"<p>{html.escape(methods)}</p>"]
+    if a.notes:
+        parts += ["<h3>Notes</h3><ul>"] + [f"<li>{html.escape(n)}</li>" for n in a.notes] + ["</ul>"]
+    for section, sentences in all_claims(a).items():
+        if sentences:
+            parts.append(f"<h3>{html.escape(section)}</h3><ul>")
+            parts += [f"<li>{html.escape(s)}</li>" for s in sentences]
+            parts.append("</ul>")
+    parts.append("<h3>Tables</h3>")
+    parts += [f"<h4>{html.escape(name)}</h4>{_table(df)}" for name, df in tables.items()]
+    parts.append("<h3>Provenance</h3><dl>")
+    for key, values in provenance.items():
+        parts.append(f"<dt><b>{html.escape(key)}</b></dt>")
+        parts += [f"<dd>{html.escape(v)}</dd>" for v in values]
+    parts.append("</dl></details>")
+    return parts
+
+
+def render_html(a: Analysis, figures: dict[str, Path], tables: dict[str, pd.DataFrame], *, looks: dict,
+                train: dict, methods: str, provenance: dict[str, list[str]]) -> str:
+    """The report as one self-contained HTML string."""
+    o = a.options
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>annealbench report</title>",
+        f"<style>{CSS}</style>", plotly_script(), "</head><body>",
+        "<h1>annealbench report</h1>",
+        f"<p class='muted'>Store <code>{html.escape(str(a.store.root))}</code>; endpoint "
+        f"<code>{html.escape(o.metric)}</code>; reference <code>{html.escape(a.baseline)}</code>; eval-stage "
+        f"runs only; α = {o.alpha:g}, intervals at {100 * o.level:g}%.</p>",
+        "<section id='question'><h2>1. The question and the verdict</h2>",
+        f"<p class='question'>{html.escape(question(a))}</p>", verdict_html(a), "</section>",
+    ]
+    parts += task_section(a, figures, looks, train)
+    parts += ["<section id='across'><h2>3. Across tasks</h2>"]
+    if not a.aggregate.empty:
+        parts.append("<p>Normalised scores (1: the task's best configuration median, 0: its worst):</p>"
+                     + _table(a.aggregate))
+    parts += _figures_in("across", figures) + ["</section>"]
+    parts += ["<section id='theory'><h2>4. Theory diagnostics</h2>"] + _figures_in("theory", figures) + ["</section>"]
+    parts += details_section(a, tables, methods, provenance)
+    parts.append("</body></html>")
+    return "\n".join(parts)
