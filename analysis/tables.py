@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.summary import Analysis
+from analysis.verdict import VERDICT_COLUMNS
 
 LATEX_HEADER = "% booktabs rules: \\usepackage{booktabs} in the preamble\n"
 
@@ -33,17 +34,25 @@ def to_markdown(df: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
-def verdict_table(a: Analysis) -> pd.DataFrame | None:
-    """The analysis' verdict table (columns VERDICT_COLUMNS of `analysis.verdict`), or None when
-    this analysis computed none."""
+VERDICT_SHOWN = (*VERDICT_COLUMNS, "margin_rule", "test", "n", "n_diverged", "n_diverged_reference")
+"""The headline verdict table: the decision's columns, then how it was reached (rule, test, n)."""
+
+
+def verdict_table(a: Analysis, *, details: bool = False) -> pd.DataFrame | None:
+    """The analysis' verdict table (columns `VERDICT_SHOWN`; with `details`, every column the
+    statistics computed: raw p-values, survivors-only verdicts, posteriors), or None when this
+    analysis computed none."""
     verdict = getattr(a, "verdict", None)
-    return verdict if isinstance(verdict, pd.DataFrame) else None
+    if not isinstance(verdict, pd.DataFrame):
+        return None
+    return verdict if details else verdict[[c for c in VERDICT_SHOWN if c in verdict.columns]]
 
 
 def report_tables(a: Analysis) -> dict[str, pd.DataFrame]:
     """Name → table, the verdict first; every table about runs carries their divergence counts."""
     verdict = verdict_table(a)
-    tables = {"verdict": verdict} if verdict is not None else {}
+    tables = ({"verdict": verdict, "verdict_details": verdict_table(a, details=True)}
+              if verdict is not None and not verdict.empty else {})
     tables |= {"per_config": a.per_config, "paired": a.paired.drop(columns=["note"], errors="ignore"),
               "failures": a.failures, "aggregate": a.aggregate, "power": a.power}
     if a.friedman is not None:
