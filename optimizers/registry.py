@@ -270,7 +270,7 @@ def state_bytes_per_param(name: str, *, dtype: torch.dtype = torch.float32, nume
     per-tensor counters such as AdamW's `step` are bookkeeping, not per-coordinate state).
     """
     param = torch.zeros(numel, dtype=dtype, requires_grad=True)
-    opt = build_optimizer(name, [param], total_steps=10, **({"impl": "foreach"} if name == "muphi" else {}) | hparams)
+    opt = build_optimizer(name, [param], total_steps=10, **({"impl": "reference"} if name == "muphi" else {}) | hparams)
     param.grad = torch.randn(numel, generator=torch.Generator().manual_seed(0)).to(dtype)
     opt.step()
     total = sum(v.numel() * v.element_size() for s in opt.state.values() for v in s.values()
