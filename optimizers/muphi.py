@@ -58,6 +58,15 @@ def _number(name: str, value: Any, low: float, high: float, *, low_open: bool = 
     return float(value)
 
 
+def run_closure(closure) -> Any:
+    """The loss of `closure()` evaluated with gradients enabled (inside an optimizer's no-grad
+    step), or None without a closure."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
 def validate_hparams(group: dict[str, Any]) -> None:
     """Raise `ValueError` naming the first bad hyperparameter of a MuPhi param group."""
     _number("lr", group["lr"], 0.0, 1.0, low_open=True)
@@ -89,7 +98,7 @@ def validate_hparams(group: dict[str, Any]) -> None:
 
 
 class MuPhi(torch.optim.Optimizer):
-    """The μ[t]·Φ optimizer (THEORY.md section 3).
+    """The μ[t]·Φ optimizer (docs/theory.md).
 
     Args:
         lr: the trust-region constant μ, 0 < μ ≤ 1.
@@ -222,10 +231,7 @@ class MuPhi(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = run_closure(closure)
         for index, group in enumerate(self.param_groups):
             mu_t = self._mu_t(group)
             cfg = self._config(group, mu_t)

@@ -20,6 +20,7 @@ import schedulefree
 import torch
 from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
 
+from optimizers.muphi import run_closure
 from optimizers.windows import Window, make_window, progress
 
 log = logging.getLogger(__name__)
@@ -81,26 +82,29 @@ class _Windowed:
         return loss
 
 
-class WindowedAdamW(_Windowed, torch.optim.AdamW):
+class _TorchWindowed(_Windowed):
+    """A torch optimizer (`_base`) under the window, on torch's fastest kernel for its params."""
+
+    _base: type[torch.optim.Optimizer]
+
+    def __init__(self, params, *, window: Window, total_steps: int, **kwargs: Any) -> None:
+        params = list(params)
+        impl = _torch_impl(params, kwargs)
+        self._base.__init__(self, params, **kwargs)
+        self._init_window(window, total_steps)
+        _record_impl(self, impl)
+
+
+class WindowedAdamW(_TorchWindowed, torch.optim.AdamW):
     """`torch.optim.AdamW` with learning rate lr·Ϝ(k/τ) applied per step, fused where torch can."""
 
-    def __init__(self, params, *, window: Window, total_steps: int, **kwargs: Any) -> None:
-        params = list(params)
-        impl = _torch_impl(params, kwargs)
-        torch.optim.AdamW.__init__(self, params, **kwargs)
-        self._init_window(window, total_steps)
-        _record_impl(self, impl)
+    _base = torch.optim.AdamW
 
 
-class WindowedSGD(_Windowed, torch.optim.SGD):
+class WindowedSGD(_TorchWindowed, torch.optim.SGD):
     """`torch.optim.SGD` (momentum) with learning rate lr·Ϝ(k/τ) applied per step, fused where torch can."""
 
-    def __init__(self, params, *, window: Window, total_steps: int, **kwargs: Any) -> None:
-        params = list(params)
-        impl = _torch_impl(params, kwargs)
-        torch.optim.SGD.__init__(self, params, **kwargs)
-        self._init_window(window, total_steps)
-        _record_impl(self, impl)
+    _base = torch.optim.SGD
 
 
 def _torch_impl(params: list, kwargs: dict[str, Any]) -> str:
@@ -191,10 +195,7 @@ class _Pair(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = run_closure(closure)
         for opt in self._inner():
             opt.step()
         return loss

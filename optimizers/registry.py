@@ -151,7 +151,7 @@ _ADAM_COMMON = {"betas": ((0.9, 0.999), _betas), "eps": (1e-8, _real(0.0)),
                 "weight_decay": (0.0, _real(0.0))}
 
 _TABLE = (
-    OptimInfo("muphi", "μ[t]·Φ trust-region optimizer with a window (THEORY.md section 3)",
+    OptimInfo("muphi", "μ[t]·Φ trust-region optimizer with a window (docs/theory.md)",
               {"lr": (1e-3, _real(0.0, 1.0, low_open=True, high_open=False)), **_W, **_ADAM_COMMON,
                "gamma": (0.0, _real(-math.inf)), "eta": (None, _optional(_real(0.0, low_open=True))),
                "numerator": ("one", _choice(*NUMERATORS)), "numerator_beta": (0.999, _real(0.0, 1.0)),

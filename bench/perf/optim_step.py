@@ -50,7 +50,7 @@ def _variants(with_reference: bool) -> list[Variant]:
         Variant("adamw-fused", lambda ps: torch.optim.AdamW(ps, lr=1e-3, fused=True)),
         Variant("adamw-foreach", lambda ps: torch.optim.AdamW(ps, lr=1e-3, foreach=True)),
     ]
-    for impl in ("fused", "compiled", "foreach"):
+    for impl in ("fused", "compiled"):
         out += [Variant(f"muphi-{impl}-no-rms", _muphi(impl, track_rms=False)),
                 Variant(f"muphi-{impl}-rms-logged", _muphi(impl, rms_every=CADENCE)),
                 Variant(f"muphi-{impl}-rms-every-step", _muphi(impl))]
@@ -115,7 +115,7 @@ def logging_cost(rows: list[dict]) -> list[dict]:
     """Cost of `rms_step` per path and cadence: t(with) / t(without) - 1 of the medians."""
     by_name = {r["name"]: r for r in rows}
     out = []
-    for path in ("fused", "compiled", "foreach"):
+    for path in ("fused", "compiled"):
         without = by_name.get(f"muphi-{path}-no-rms")
         for cadence, label in (("rms-logged", f"every {CADENCE} steps (logged steps)"),
                                ("rms-every-step", "every step")):
@@ -169,9 +169,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="1M parameters, fewer rounds, no 50M scaling")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--rounds", type=int, default=15, help="timing rounds per variant")
+    parser.add_argument("--main-only", action="store_true",
+                        help="only the main table (10M parameters): no scaling, no reference step")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.quick:
+    if args.main_only:
+        result = run(rounds=args.rounds, scaling=(), device=args.device, with_reference=False)
+    elif args.quick:
         result = run(total=1_000_000, rounds=5, scaling=(1_000_000,), device=args.device, with_reference=False)
     else:
         result = run(rounds=args.rounds, device=args.device)
