@@ -1,6 +1,6 @@
-// The μ[t]·Φ step of optimizers/reference.py (docs/theory.md eqs. S1-S8) over all tensors of a
-// param group in one call: the operator `annealbench::muphi_step`, built by optimizers/native.py
-// with torch.utils.cpp_extension and called as torch.ops.annealbench.muphi_step.
+// The μ[t]·Φ step of optimizers/reference.py (docs/theory.md eqs. S1-S7, N1-N3) over all
+// tensors of a param group in one call: the operator `annealbench::muphi_step`, built by
+// optimizers/native.py with torch.utils.cpp_extension, called as torch.ops.annealbench.muphi_step.
 //
 // Every tensor is a contiguous CPU tensor of one dtype, float or double. Each coordinate is read
 // and written once; the work is split into fixed blocks shared out by at::parallel_for (torch's
@@ -30,7 +30,7 @@ constexpr int variant(bool momentum, bool use_prev, int numerator, int decay, bo
 }
 constexpr int N_VARIANTS = 72;
 
-// The scalars of one tensor's step t (its own update count), eq. S-numbers of docs/theory.md.
+// The scalars of one tensor's step t (its own update count): bias corrections of eqs. S3, S5, N2-N3.
 struct Scalars {
     double scale, beta, eta, gamma, beta2, one_m_beta2, inv_bc2_sqrt, eps, beta_a, one_m_beta_a,
         inv_bc_a, shrink, wd;

@@ -1,12 +1,12 @@
 """The compiled μ[t]·Φ step (the GPU path): `torch.compile` over the lists of one param group.
 
-It computes exactly the update of `optimizers.reference` (docs/theory.md eqs. S1-S8) for the
-numerators `one`, `moment` and `parcor`, and returns Σ Δ² over the group (float32) for the RMS
-step. One `torch.compile`d function runs per power-of-two chunk of tensors; every element-wise
-operation and the Σ Δ² reduction are fused into one loop per tensor, reading and writing each
-tensor once. All scalars (μ[t], bias corrections, hyperparameters) enter as one
-  tensor, so a changing μ[t] never recompiles, and shapes are dynamic (tensors are flattened),
-  so models of any size share at most a handful of compiled graphs per process.
+It computes exactly the update of `optimizers.reference` (docs/theory.md eqs. S1-S7, N1-N3)
+for the numerators `one`, `moment` and `parcor`, and returns Σ Δ² over the group (float32) for
+the RMS step. One `torch.compile`d function runs per power-of-two chunk of tensors; every
+element-wise operation and the Σ Δ² reduction are fused into one loop per tensor, reading and
+writing each tensor once. All scalars (μ[t], bias corrections, hyperparameters) enter as one
+tensor, so a changing μ[t] never recompiles, and shapes are dynamic (tensors are flattened), so
+models of any size share at most a handful of compiled graphs per process.
 """
 
 from __future__ import annotations
