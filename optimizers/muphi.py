@@ -67,6 +67,12 @@ def run_closure(closure) -> Any:
         return closure()
 
 
+def _check_impl(impl: str, numerator: str) -> None:
+    if impl in ("fused", "compiled") and numerator not in FAST_NUMERATORS:
+        raise ValueError(f"impl={impl!r} is not allowed with numerator={numerator!r}: the "
+                         "reference-compatible numerators run on impl='reference' (or 'auto') only")
+
+
 def validate_hparams(group: dict[str, Any]) -> None:
     """Raise `ValueError` naming the first bad hyperparameter of a MuPhi param group."""
     _number("lr", group["lr"], 0.0, 1.0, low_open=True)
@@ -162,6 +168,7 @@ class MuPhi(torch.optim.Optimizer):
                         numerator_beta=numerator_beta, weight_decay=weight_decay,
                         decoupled_weight_decay=decoupled_weight_decay)
         validate_hparams(defaults)
+        _check_impl(impl, numerator)
         super().__init__(params, defaults)
 
     @property
@@ -206,9 +213,7 @@ class MuPhi(torch.optim.Optimizer):
     def _choose(self, params: list[torch.Tensor], cfg: StepConfig) -> str:
         """The path for a group whose tensors are `params` (see `impl` in the class docstring)."""
         if self.impl != "auto":
-            if self.impl != "reference" and cfg.numerator not in FAST_NUMERATORS:
-                raise ValueError(f"impl={self.impl!r} is not allowed with numerator={cfg.numerator!r}: "
-                                 "the reference-compatible numerators run on impl='reference' only")
+            _check_impl(self.impl, cfg.numerator)
             if self.impl == "fused":
                 why = native.unsupported(params)
                 if why is not None:

@@ -12,7 +12,7 @@ import math
 import pytest
 import torch
 
-from optimizers import MuPhi
+from optimizers import MuPhi, check_optimizer
 
 W0 = (0.5, -2.0)
 G1, G2 = (0.2, 0.4), (-0.1, 0.3)
@@ -92,8 +92,12 @@ def test_parcor_ref_lower_bound_binds_where_the_correlation_is_small() -> None:
 def test_fast_paths_refuse_the_reference_numerators(impl) -> None:
     w = torch.ones(3)
     w.grad = torch.ones(3)
-    with pytest.raises(ValueError, match=r"impl='.*' is not allowed with numerator='parcor-ref'"):
-        MuPhi([w], lr=0.1, total_steps=4, numerator="parcor-ref", impl=impl).step()
+    with pytest.raises(ValueError, match=rf"impl='{impl}' is not allowed with numerator='parcor-ref'"):
+        check_optimizer("muphi", total_steps=4, numerator="parcor-ref", impl=impl)
+    opt = MuPhi([w], lr=0.1, total_steps=4, impl=impl)
+    opt.param_groups[0]["numerator"] = "moment-ref"  # a group of its own may choose another
+    with pytest.raises(ValueError, match=rf"impl='{impl}' is not allowed with numerator='moment-ref'"):
+        opt.step()
 
 
 def test_default_filter_gain_has_unit_dc_gain() -> None:
