@@ -1,11 +1,11 @@
-"""`MuPhi`: the μ[t]·Φ trust-region optimizer of THEORY.md sections 1-3.
+"""`MuPhi`: the μ[t]·Φ trust-region optimizer of docs/theory.md.
 
-    w[t+1] = w[t] + Δ[t+1],   Δ[t+1] = -μ[t]·a[t]·Φ[t]·v̂[t],   μ[t] = μ·Ϝ(k/τ)
+    w[t+1] = w[t] + Δ[t+1],   Δ[t+1] = -μ[t]·a[t]·Φ[t]·v̂[t],   μ[t] = μ·Ϝ(k/τ)     (S7, W1)
 
-With betas=(β1, β2), gamma=0, eta=1-β1, numerator="one" and the cosine window, this is AdamW
-with a per-step cosine-annealed learning rate (the exactness claim of THEORY.md section 3).
-The per-tensor math is in `optimizers.reference`; the fast multi-tensor paths are in
-`optimizers.functional`.
+With betas=(β1, β2), gamma=0, numerator="one" and the cosine window, this is AdamW with a
+per-step cosine-annealed learning rate (the exactness claim, eq. X1). The per-tensor math is in
+`optimizers.reference` (the specification); the fast paths are `optimizers.native` (one C++
+call per group, the CPU path) and `optimizers.compiled` (torch.compile, the GPU path).
 """
 
 from __future__ import annotations
@@ -18,17 +18,26 @@ from typing import Any
 
 import torch
 
-from optimizers import functional as F
+from optimizers import compiled as C
 from optimizers import native
-from optimizers.reference import NUMERATORS, StepConfig, init_state, reference_step
+from optimizers.reference import FAST_NUMERATORS, NUMERATORS, StepConfig, init_state, reference_step
 from optimizers.windows import Window, make_window, progress
 
 log = logging.getLogger(__name__)
 
-IMPLS: tuple[str, ...] = ("auto", "fused", "compiled", "foreach", "reference")
+IMPLS: tuple[str, ...] = ("auto", "fused", "compiled", "reference")
 AUTO_COMPILE_MIN_NUMEL = 1 << 20
-"""`impl="auto"` compiles only groups with at least this many coordinates: below it the step is
-too cheap for the one-off compile (seconds) to pay back."""
+"""`impl="auto"` compiles a CPU group only with at least this many coordinates: below it the step
+is too cheap for the one-off compile (seconds) to pay back, and the reference step is used."""
+
+
+def default_eta(beta: float, gamma: float) -> float:
+    """The filter gain η = (1 - β)/(1 - γ) of unit DC gain, H(1) = 1 (eq. F2).
+
+    A slowly varying gradient passes the filter unchanged, so the radius μ[t] means the same for
+    every zero γ; γ = 0 gives η = 1 - β, Adam's first moment (the exactness claim X1 needs it).
+    """
+    return (1.0 - beta) / (1.0 - gamma)
 
 
 @functools.lru_cache(maxsize=256)
@@ -47,6 +56,21 @@ def _number(name: str, value: Any, low: float, high: float, *, low_open: bool = 
     if not ok:
         raise ValueError(f"{name}={value!r} is not allowed: expected a number in {allowed}")
     return float(value)
+
+
+def run_closure(closure) -> Any:
+    """The loss of `closure()` evaluated with gradients enabled (inside an optimizer's no-grad
+    step), or None without a closure."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
+def _check_impl(impl: str, numerator: str) -> None:
+    if impl in ("fused", "compiled") and numerator not in FAST_NUMERATORS:
+        raise ValueError(f"impl={impl!r} is not allowed with numerator={numerator!r}: the "
+                         "reference-compatible numerators run on impl='reference' (or 'auto') only")
 
 
 def validate_hparams(group: dict[str, Any]) -> None:
@@ -80,7 +104,7 @@ def validate_hparams(group: dict[str, Any]) -> None:
 
 
 class MuPhi(torch.optim.Optimizer):
-    """The μ[t]·Φ optimizer (THEORY.md section 3).
+    """The μ[t]·Φ optimizer (docs/theory.md).
 
     Args:
         lr: the trust-region constant μ, 0 < μ ≤ 1.
@@ -89,15 +113,22 @@ class MuPhi(torch.optim.Optimizer):
         total_steps: τ, the window's length in steps (required unless the window is constant).
         betas: (β, β2): the smoothing filter's pole (0 = no smoothing) and E[g²]'s pole.
         gamma: the filter's zero γ (γ = 0 or γ < β); γ = β/(1+β) is Nesterov's point.
-        eta: the filter's gain η (default 1 - β; 1 when β = 0).
+        eta: the filter's gain η (default (1 - β)/(1 - γ), unit DC gain, eq. F2: 1 - β for γ = 0).
         eps: ε in Φ = 1/(sqrt(E[g²]) + ε).
-        numerator: `one`, `moment` (a = E[ḡ²]) or `parcor` (a = clip(E[w·ḡ], 0, 1)).
+        numerator: `one`, `moment` (a = E[ḡ²]) or `parcor` (a = clip(E[w·ḡ], 0, 1)), eqs.
+            N1-N3; or the reference implementation's tensor-wise `moment-ref` and `parcor-ref`
+            (eqs. N4-N11, reference path only).
         numerator_beta: pole β_a of the numerator's long-memory EMA.
         weight_decay: λ; decoupled (w ← w(1 - μ[t]λ), AdamW) or coupled (g ← g + λw, Adam's L2).
-        impl: `auto` (`fused` for float32/float64 CPU tensors where the kernel builds, else
-            `compiled` where supported and worth it, else `foreach`), `fused` (one C++ call
-            over the group, `optimizers.native`), `compiled` (torch.compile; the GPU path),
-            `foreach` or `reference` (the per-tensor specification).
+        impl: `auto`, `fused` (one C++ call over the group, `optimizers.native`; contiguous
+            float32/float64 CPU tensors), `compiled` (torch.compile, `optimizers.compiled`; the
+            GPU path) or `reference` (the per-tensor specification). `auto` takes `reference`
+            for the -ref numerators, else `fused` where the group allows it and the kernel
+            builds, else `compiled` for contiguous groups on an accelerator or of at least
+            AUTO_COMPILE_MIN_NUMEL coordinates, else `reference`. The choice is made once per
+            param group at its first step in this process, logged once and written to
+            `group["impl"]`; only a failed build (of the kernel, or by torch.compile) moves a
+            group to the next path, with a warning. A forced path that cannot run raises.
         track_rms: compute `rms_step` (one fused reduction); False leaves it None.
         rms_every: compute `rms_step` only on steps whose count (steps taken, this one
             included) is a multiple of this; it is None after the others. A training loop that
@@ -129,14 +160,15 @@ class MuPhi(torch.optim.Optimizer):
         self.track_rms = bool(track_rms)
         self.rms_every = rms_every
         self._warned_past_end = False
-        self._compile_failed = False
-        self._flat_views: dict[int, F.FlatViews] = {}  # per param group, for the compiled path
+        self._chosen: set[int] = set()  # param groups whose path this process has chosen
+        self._flat_views: dict[int, C.FlatViews] = {}  # per param group, for the compiled path
         defaults = dict(lr=lr, window=window, p=p, warmup=warmup, plateau=plateau, floor=floor,
                         total_steps=total_steps, betas=tuple(betas) if isinstance(betas, list) else betas,
                         gamma=gamma, eta=eta, eps=eps, numerator=numerator,
                         numerator_beta=numerator_beta, weight_decay=weight_decay,
                         decoupled_weight_decay=decoupled_weight_decay)
         validate_hparams(defaults)
+        _check_impl(impl, numerator)
         super().__init__(params, defaults)
 
     @property
@@ -156,6 +188,7 @@ class MuPhi(torch.optim.Optimizer):
         group.setdefault("step", 0)
         group.setdefault("mu_t", float(group["lr"]))
         group.setdefault("rms_step", None)
+        group.setdefault("impl", None)  # the path, chosen at the group's first step
 
     # ------------------------------------------------------------------ the step
     def _mu_t(self, group: dict[str, Any]) -> float:
@@ -171,33 +204,39 @@ class MuPhi(torch.optim.Optimizer):
 
     def _config(self, group: dict[str, Any], mu_t: float) -> StepConfig:
         beta, beta2 = group["betas"]
-        eta = group["eta"] if group["eta"] is not None else (1.0 - beta if beta > 0 else 1.0)
+        eta = group["eta"] if group["eta"] is not None else default_eta(beta, group["gamma"])
         return StepConfig(mu_t=mu_t, beta=beta, gamma=group["gamma"], eta=eta, beta2=beta2,
                           eps=group["eps"], numerator=group["numerator"],
                           numerator_beta=group["numerator_beta"], weight_decay=group["weight_decay"],
                           decoupled=group["decoupled_weight_decay"])
 
-    def _path(self, params: list[torch.Tensor]) -> str:
+    def _choose(self, params: list[torch.Tensor], cfg: StepConfig) -> str:
+        """The path for a group whose tensors are `params` (see `impl` in the class docstring)."""
         if self.impl != "auto":
+            _check_impl(self.impl, cfg.numerator)
+            if self.impl == "fused":
+                why = native.unsupported(params)
+                if why is not None:
+                    raise ValueError(f"impl='fused' cannot take this param group: {why}")
+                native.load()  # a failed build raises BuildFailed: the path was forced
             return self.impl
-        first = params[0]
-        if first.is_cpu and first.dtype in native.DTYPES and native.available():
-            # The fused step checks every tensor and declines if need be; testing the first here
-            # keeps GPU and low-precision models from building a kernel they never use.
-            return "fused"
-        return self._fallback_path(params)
-
-    def _fallback_path(self, params: list[torch.Tensor]) -> str:
-        if self._compile_failed or not F.compiled_supported(params):
-            return "foreach"
-        return "compiled" if sum(p.numel() for p in params) >= AUTO_COMPILE_MIN_NUMEL else "foreach"
+        if cfg.numerator not in FAST_NUMERATORS:
+            return "reference"
+        if native.unsupported(params) is None:
+            try:
+                native.load()
+                return "fused"
+            except native.BuildFailed as err:
+                log.warning("MuPhi: the fused CPU step is not available here (%s); trying the "
+                            "compiled step", err)
+        big = sum(p.numel() for p in params) >= AUTO_COMPILE_MIN_NUMEL
+        if C.compiled_supported(params) and (not params[0].is_cpu or big):
+            return "compiled"
+        return "reference"
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = run_closure(closure)
         for index, group in enumerate(self.param_groups):
             mu_t = self._mu_t(group)
             cfg = self._config(group, mu_t)
@@ -213,43 +252,41 @@ class MuPhi(torch.optim.Optimizer):
                 params.append(p)
                 states.append(state)
             track = self.track_rms and (group["step"] + 1) % self._rms_every == 0
-            sumsq = self._update(params, states, cfg, track, slot=index) if params else None
+            if params and index not in self._chosen:
+                group["impl"] = self._choose(params, cfg)
+                self._chosen.add(index)
+                log.info("MuPhi param group %d: impl=%s (%d tensors, %d coordinates, %s)", index,
+                         group["impl"], len(params), sum(p.numel() for p in params), params[0].dtype)
+            sumsq = self._update(group, params, states, cfg, track, slot=index) if params else None
             numel = sum(p.numel() for p in params)
             group["mu_t"] = mu_t
             group["rms_step"] = (sumsq / numel).sqrt() if sumsq is not None else None
             group["step"] += 1
         return loss
 
-    def _update(self, params: list[torch.Tensor], states: list[dict[str, Any]], cfg: StepConfig,
-                track: bool, slot: int) -> torch.Tensor | None:
-        path = self._path(params)
-        if path == "reference":
+    def _update(self, group: dict[str, Any], params: list[torch.Tensor], states: list[dict[str, Any]],
+                cfg: StepConfig, track: bool, slot: int) -> torch.Tensor | None:
+        if group["impl"] == "reference":
             sumsq = sum(reference_step(p, p.grad, state, cfg) for p, state in zip(params, states))
             return sumsq if track else None
-        for state in states:
-            state["step"] += 1
-        lists = F.GroupLists(
-            params=params, grads=[p.grad for p in params], steps=[s["step"] for s in states],
+        lists = C.GroupLists(
+            params=params, grads=[p.grad for p in params], steps=[s["step"] + 1 for s in states],
             exp_avg_sq=[s["exp_avg_sq"] for s in states],
             exp_avg=[s["exp_avg"] for s in states] if cfg.beta > 0 else [],
             prev_grad=[s["prev_grad"] for s in states] if cfg.gamma != 0 else [],
             numerator_avg=[s["numerator_avg"] for s in states] if cfg.numerator != "one" else [])
-        if path == "fused":
+        if group["impl"] == "fused":
+            sumsq = native.fused_step(lists, cfg, track)
+        else:
             try:
-                return native.fused_step(lists, cfg, track)
-            except native.Unsupported:
-                if self.impl == "fused":
-                    raise
-                path = self._fallback_path(params)
-        if path == "compiled":
-            try:
-                return F.compiled_step(lists, cfg, track, self._flat_views, slot)
-            except F.CompileUnavailable as err:
+                sumsq = C.compiled_step(lists, cfg, track, self._flat_views, slot)
+            except C.CompileFailed as err:
                 if self.impl == "compiled":
                     raise
-                self._compile_failed = True
-                log.warning("MuPhi: the compiled step is not available here (%s); using the "
-                            "foreach step", err)
-                if err.finished:
-                    return err.sumsq
-        return F.foreach_step(lists, cfg, track)
+                log.warning("MuPhi param group %d: torch.compile cannot build the step here (%s); "
+                            "using the reference step", slot, err)
+                group["impl"] = "reference"
+                return self._update(group, params, states, cfg, track, slot)
+        for state in states:
+            state["step"] += 1
+        return sumsq

@@ -4,10 +4,12 @@
     check_optimizer(name, *, total_steps, **hparams) -> None
 
 Hyperparameters are flat keys; the window keys are `window`, `p`, `warmup`, `plateau`, `floor`
-(see `optimizers.windows`). Scheduled peers (`adamw`, `sgd`) set their learning rate before
-each step to lr·Ϝ(k/τ) from the same window library as `muphi`, keeping the step counter k in
-their param groups, so it travels in `state_dict()` and a resumed run continues exactly.
-Every optimizer built here writes `group["mu_t"]`, the learning rate its last step used.
+(see `optimizers.windows`). Scheduled peers (`adamw`, `sgd`, `muon`, `prodigy`; `optimizers.peers`)
+set their learning rate before each step to lr·Ϝ(k/τ) from the same window library as `muphi`.
+Every optimizer built here writes `group["mu_t"]`, the learning rate its last step used, and
+`group["impl"]`, the implementation it runs (`fused`, `foreach`, `compiled`, `reference`,
+`for-loop`), chosen once per param group and logged once (MuPhi's at the group's first step,
+the peers' when built).
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ from numbers import Real
 from types import MappingProxyType
 from typing import Any
 
-import schedulefree
 import torch
 
 from optimizers.muphi import IMPLS, MuPhi
+from optimizers.peers import MuonAdamW, ScheduleFreeAdamW, WindowedAdamW, WindowedProdigy, WindowedSGD
 from optimizers.reference import NUMERATORS
-from optimizers.windows import Window, make_window, progress
+from optimizers.windows import Window, make_window
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,15 @@ def _choice(*options: Any) -> Checker:
     return check
 
 
+def _int(low: int) -> Checker:
+    def check(name: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name}={value!r} is not allowed: expected an integer >= {low}")
+        return value
+
+    return check
+
+
 def _optional(inner: Checker) -> Checker:
     return lambda name, value: None if value is None else inner(name, value)
 
@@ -76,73 +87,6 @@ _WINDOW_CHECKS: dict[str, Checker] = {
     "plateau": lambda name, value: value, "floor": lambda name, value: value,
 }
 _WINDOW_DEFAULTS = {"window": "cosine", "p": 1.0, "warmup": 0.0, "plateau": 0.0, "floor": 0.0}
-
-
-# ---------------------------------------------------------------- windowed peers
-class _Windowed:
-    """Mixin: lr of each group = peak_lr·Ϝ(progress(window_step, τ)), set before each step."""
-
-    def _init_window(self, window: Window, total_steps: int) -> None:
-        for group in self.param_groups:
-            group.update(peak_lr=group["lr"], window=window.kind, p=window.p, warmup=window.warmup,
-                         plateau=window.plateau, floor=window.floor, total_steps=total_steps,
-                         window_step=0, mu_t=group["lr"] * window(0.0))
-            group["lr"] = group["mu_t"]
-        self._warned_past_end = False
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            window = make_window(group["window"], p=group["p"], warmup=group["warmup"],
-                                 plateau=group["plateau"], floor=group["floor"])
-            k, total = group["window_step"], group["total_steps"]
-            if k >= total and not self._warned_past_end:
-                self._warned_past_end = True
-                log.warning("%s step %d is past total_steps=%d: the window keeps its end value",
-                            type(self).__name__, k, total)
-            group["lr"] = group["peak_lr"] * window(progress(k, total))
-        loss = super().step(closure)
-        for group in self.param_groups:
-            group["mu_t"] = group["lr"]
-            group["window_step"] += 1
-        return loss
-
-
-class WindowedAdamW(_Windowed, torch.optim.AdamW):
-    """`torch.optim.AdamW` with learning rate lr·Ϝ(k/τ) applied per step."""
-
-    def __init__(self, params, *, window: Window, total_steps: int, **kwargs: Any) -> None:
-        torch.optim.AdamW.__init__(self, params, **kwargs)
-        self._init_window(window, total_steps)
-
-
-class WindowedSGD(_Windowed, torch.optim.SGD):
-    """`torch.optim.SGD` (momentum) with learning rate lr·Ϝ(k/τ) applied per step."""
-
-    def __init__(self, params, *, window: Window, total_steps: int, **kwargs: Any) -> None:
-        torch.optim.SGD.__init__(self, params, **kwargs)
-        self._init_window(window, total_steps)
-
-
-class ScheduleFreeAdamW(schedulefree.AdamWScheduleFree):
-    """Schedule-Free AdamW that starts in training mode and records `mu_t` after each step.
-
-    Callers switch to the averaged weights with `.eval()` before evaluating and back with
-    `.train()` before the next step (the package raises if a step is taken in eval mode).
-    """
-
-    def __init__(self, params, **kwargs: Any) -> None:
-        super().__init__(params, **kwargs)
-        for group in self.param_groups:
-            group["mu_t"] = 0.0
-        self.train()
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = super().step(closure)
-        for group in self.param_groups:
-            group["mu_t"] = float(group["scheduled_lr"])
-        return loss
 
 
 # ---------------------------------------------------------------- the table
@@ -185,6 +129,17 @@ def _build_sgd(params, total_steps: int, h: dict[str, Any]) -> torch.optim.Optim
     return WindowedSGD(params, window=window, total_steps=total_steps, **kwargs)
 
 
+def _build_muon(params, total_steps: int, h: dict[str, Any]) -> torch.optim.Optimizer:
+    kwargs = {k: v for k, v in h.items() if k not in WINDOW_KEYS}
+    return MuonAdamW(params, window=_window_of(h), total_steps=total_steps, **kwargs)
+
+
+def _build_prodigy(params, total_steps: int, h: dict[str, Any]) -> torch.optim.Optimizer:
+    kwargs = {k: v for k, v in h.items() if k not in WINDOW_KEYS}
+    kwargs["growth_rate"] = math.inf if kwargs["growth_rate"] is None else kwargs["growth_rate"]
+    return WindowedProdigy(params, window=_window_of(h), total_steps=total_steps, **kwargs)
+
+
 def _build_sf_adamw(params, total_steps: int, h: dict[str, Any]) -> torch.optim.Optimizer:
     kwargs = dict(h)
     kwargs["warmup_steps"] = round(kwargs.pop("warmup") * total_steps)
@@ -196,7 +151,7 @@ _ADAM_COMMON = {"betas": ((0.9, 0.999), _betas), "eps": (1e-8, _real(0.0)),
                 "weight_decay": (0.0, _real(0.0))}
 
 _TABLE = (
-    OptimInfo("muphi", "μ[t]·Φ trust-region optimizer with a window (THEORY.md section 3)",
+    OptimInfo("muphi", "μ[t]·Φ trust-region optimizer with a window (docs/theory.md)",
               {"lr": (1e-3, _real(0.0, 1.0, low_open=True, high_open=False)), **_W, **_ADAM_COMMON,
                "gamma": (0.0, _real(-math.inf)), "eta": (None, _optional(_real(0.0, low_open=True))),
                "numerator": ("one", _choice(*NUMERATORS)), "numerator_beta": (0.999, _real(0.0, 1.0)),
@@ -212,6 +167,21 @@ _TABLE = (
                "dampening": (0.0, _real(0.0, 1.0)), "nesterov": (False, _BOOL),
                "weight_decay": (0.0, _real(0.0))},
               windowed=True, has_eval_mode=False, build=_build_sgd),
+    OptimInfo("muon", "torch.optim.Muon on hidden weight matrices + AdamW on the rest, lr·Ϝ(k/τ) for both",
+              {"lr": (1e-3, _real(0.0, low_open=True)), **_W,
+               "adamw_lr": (None, _optional(_real(0.0, low_open=True))),
+               "weight_decay": (0.0, _real(0.0)), "momentum": (0.95, _real(0.0, 1.0)),
+               "nesterov": (True, _BOOL), "ns_steps": (5, _int(1)),
+               "adjust_lr_fn": ("match_rms_adamw", _choice("match_rms_adamw", "original")),
+               "betas": ((0.9, 0.999), _betas), "eps": (1e-8, _real(0.0))},
+              windowed=True, has_eval_mode=False, build=_build_muon),
+    OptimInfo("prodigy", "Prodigy (prodigyopt), learning-rate free: lr is its d multiplier, scheduled by Ϝ(k/τ)",
+              {"lr": (1.0, _real(0.0, low_open=True)), **_W, **_ADAM_COMMON,
+               "beta3": (None, _optional(_real(0.0, 1.0))), "d0": (1e-6, _real(0.0, low_open=True)),
+               "d_coef": (1.0, _real(0.0, low_open=True)), "growth_rate": (None, _optional(_real(1.0))),  # None: unbounded
+               "decouple": (True, _BOOL), "use_bias_correction": (False, _BOOL),
+               "safeguard_warmup": (False, _BOOL)},
+              windowed=True, has_eval_mode=False, build=_build_prodigy),
     OptimInfo("sf-adamw", "Schedule-Free AdamW (schedulefree.AdamWScheduleFree); no window",
               {"lr": (2.5e-3, _real(0.0, low_open=True)), **_ADAM_COMMON,
                "warmup": (0.0, _real(0.0, 1.0)), "r": (0.0, _real(0.0)),
@@ -270,7 +240,7 @@ def state_bytes_per_param(name: str, *, dtype: torch.dtype = torch.float32, nume
     per-tensor counters such as AdamW's `step` are bookkeeping, not per-coordinate state).
     """
     param = torch.zeros(numel, dtype=dtype, requires_grad=True)
-    opt = build_optimizer(name, [param], total_steps=10, **({"impl": "foreach"} if name == "muphi" else {}) | hparams)
+    opt = build_optimizer(name, [param], total_steps=10, **({"impl": "reference"} if name == "muphi" else {}) | hparams)
     param.grad = torch.randn(numel, generator=torch.Generator().manual_seed(0)).to(dtype)
     opt.step()
     total = sum(v.numel() * v.element_size() for s in opt.state.values() for v in s.values()

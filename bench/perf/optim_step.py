@@ -45,12 +45,15 @@ def _muphi(impl: str, **kwargs) -> Callable[[list[torch.Tensor]], torch.optim.Op
     return lambda ps: MuPhi(ps, lr=1e-3, total_steps=10**6, impl=impl, **kwargs)
 
 
-def _variants(with_reference: bool) -> list[Variant]:
+PATHS = ("fused", "compiled")
+
+
+def _variants(with_reference: bool, paths: tuple[str, ...] = PATHS) -> list[Variant]:
     out = [
         Variant("adamw-fused", lambda ps: torch.optim.AdamW(ps, lr=1e-3, fused=True)),
         Variant("adamw-foreach", lambda ps: torch.optim.AdamW(ps, lr=1e-3, foreach=True)),
     ]
-    for impl in ("fused", "compiled", "foreach"):
+    for impl in paths:
         out += [Variant(f"muphi-{impl}-no-rms", _muphi(impl, track_rms=False)),
                 Variant(f"muphi-{impl}-rms-logged", _muphi(impl, rms_every=CADENCE)),
                 Variant(f"muphi-{impl}-rms-every-step", _muphi(impl))]
@@ -115,7 +118,7 @@ def logging_cost(rows: list[dict]) -> list[dict]:
     """Cost of `rms_step` per path and cadence: t(with) / t(without) - 1 of the medians."""
     by_name = {r["name"]: r for r in rows}
     out = []
-    for path in ("fused", "compiled", "foreach"):
+    for path in PATHS:
         without = by_name.get(f"muphi-{path}-no-rms")
         for cadence, label in (("rms-logged", f"every {CADENCE} steps (logged steps)"),
                                ("rms-every-step", "every step")):
@@ -129,9 +132,9 @@ def logging_cost(rows: list[dict]) -> list[dict]:
 
 def run(*, total: int = 10_000_000, n_tensors: int = 50, rounds: int = 15,
         scaling: tuple[int, ...] = (1_000_000, 10_000_000, 50_000_000), device: str = "cpu",
-        with_reference: bool = True) -> dict[str, list[dict]]:
+        with_reference: bool = True, paths: tuple[str, ...] = PATHS) -> dict[str, list[dict]]:
     """The whole benchmark: main comparison, logging cost, scaling and state bytes per parameter."""
-    main = time_steps(_variants(with_reference), total=total, n_tensors=n_tensors, rounds=rounds, device=device)
+    main = time_steps(_variants(with_reference, paths), total=total, n_tensors=n_tensors, rounds=rounds, device=device)
     scale_rows = []
     pair = [v for v in _variants(False) if v.name in ("adamw-fused", "muphi-fused-rms-logged")]
     for size in scaling:
@@ -169,9 +172,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="1M parameters, fewer rounds, no 50M scaling")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--rounds", type=int, default=15, help="timing rounds per variant")
+    parser.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS),
+                        help="MuPhi paths to time (default: all)")
+    parser.add_argument("--main-only", action="store_true",
+                        help="only the main table (10M parameters): no scaling, no reference step")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.quick:
+    if args.main_only:
+        result = run(rounds=args.rounds, scaling=(), device=args.device, with_reference=False,
+                     paths=tuple(args.paths))
+    elif args.quick:
         result = run(total=1_000_000, rounds=5, scaling=(1_000_000,), device=args.device, with_reference=False)
     else:
         result = run(rounds=args.rounds, device=args.device)

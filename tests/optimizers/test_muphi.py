@@ -57,7 +57,7 @@ def _moved(params, dtype) -> float:
 
 @pytest.mark.parametrize(("dtype", "tol"), [(torch.float64, 1e-10), (torch.float32, 2e-5)])
 @pytest.mark.parametrize("decoupled", [True, False])
-@pytest.mark.parametrize("impl", ["foreach", "fused"])
+@pytest.mark.parametrize("impl", ["reference", "fused"])
 def test_cosine_muphi_is_adamw_with_per_step_cosine(dtype, tol, decoupled, impl) -> None:
     window = make_window("cosine")
     wd = 0.1
@@ -83,7 +83,7 @@ def test_cosine_muphi_is_adamw_with_per_step_cosine(dtype, tol, decoupled, impl)
 ], ids=lambda w: w.label)
 def test_every_window_matches_its_per_step_schedule(window) -> None:
     ours, theirs = _train_pair(
-        torch.float64, lambda ps: MuPhi(ps, lr=3e-2, window=window, total_steps=STEPS, impl="foreach"),
+        torch.float64, lambda ps: MuPhi(ps, lr=3e-2, window=window, total_steps=STEPS, impl="fused"),
         lambda ps: torch.optim.AdamW(ps, lr=3e-2, weight_decay=0.0), window)
     assert _max_diff(ours, theirs) < 1e-10
 
@@ -142,7 +142,7 @@ def _assert_same_state(opt_a, opt_b, params_a, params_b, rtol, atol):
                 assert sa[key] == sb[key], key
 
 
-@pytest.mark.parametrize("impl", ["foreach", "fused"])
+@pytest.mark.parametrize("impl", ["fused"])
 @given(hp=hyper)
 @settings(max_examples=12, deadline=None)
 def test_reference_and_fast_path_agree_on_identical_gradients(impl, hp) -> None:
@@ -158,7 +158,7 @@ def test_reference_and_fast_path_agree_on_identical_gradients(impl, hp) -> None:
     assert _max_diff(flat_a, sum(_groups(dtype)[0], [])) > 1e-3
 
 
-@pytest.mark.parametrize("impl", ["foreach", "fused"])
+@pytest.mark.parametrize("impl", ["fused"])
 def test_reference_and_fast_path_agree_in_float32(impl) -> None:
     hp = {"betas": (0.9, 0.999), "numerator": "moment", "weight_decay": 0.1, "gamma": 0.2}
     params_a, frozen_a = _groups(torch.float32)
@@ -174,12 +174,12 @@ def test_reference_and_fast_path_agree_in_float32(impl) -> None:
     {"betas": (0.0, 0.99), "numerator": "moment", "weight_decay": 0.05, "gamma": -0.2, "eta": 0.7,
      "decoupled_weight_decay": False},
 ], ids=["momentum-parcor-decoupled", "no-momentum-moment-coupled"])
-def test_compiled_path_matches_foreach(hp) -> None:
+def test_compiled_path_matches_reference(hp) -> None:
     """The fused compiled step (one compile per flag combination, cached on disk)."""
     params_a, frozen_a = _groups(torch.float32)
     params_b, frozen_b = copy.deepcopy((params_a, frozen_a))
     params_a, params_b = params_a[:1], params_b[:1]
-    opt_a = MuPhi(params_a[0] + [frozen_a], lr=0.05, total_steps=40, impl="foreach", **hp)
+    opt_a = MuPhi(params_a[0] + [frozen_a], lr=0.05, total_steps=40, impl="reference", **hp)
     opt_b = MuPhi(params_b[0] + [frozen_b], lr=0.05, total_steps=40, impl="compiled", **hp)
     flat_a, flat_b = params_a[0], params_b[0]
     _run_same_gradients(opt_a, opt_b, flat_a, flat_b, steps=20, dtype=torch.float32)
@@ -187,7 +187,7 @@ def test_compiled_path_matches_foreach(hp) -> None:
     assert torch.equal(frozen_a, frozen_b)
 
 
-@pytest.mark.parametrize("impl", ["foreach", "compiled", "fused"])
+@pytest.mark.parametrize("impl", ["reference", "compiled", "fused"])
 def test_rms_every_reduces_on_multiples_only_and_changes_nothing_else(impl) -> None:
     params_a, frozen_a = _groups(torch.float32)
     params_b, frozen_b = copy.deepcopy((params_a, frozen_a))
@@ -216,7 +216,7 @@ def test_fast_path_follows_replaced_storage_and_loaded_state(impl) -> None:
     params_a, _ = _groups(torch.float32)
     params_b = copy.deepcopy(params_a)
     flat_a, flat_b = params_a[0], params_b[0]
-    opt_a = MuPhi(flat_a, lr=0.05, total_steps=40, impl="foreach")
+    opt_a = MuPhi(flat_a, lr=0.05, total_steps=40, impl="reference")
     opt_b = MuPhi(flat_b, lr=0.05, total_steps=40, impl=impl)
     gen = torch.Generator().manual_seed(3)
     for k in range(6):
@@ -235,7 +235,7 @@ def test_fast_path_follows_replaced_storage_and_loaded_state(impl) -> None:
 
 def _fused_pair(params, **kwargs):
     twin = [p.detach().clone() for p in params]
-    return twin, MuPhi(params, impl="fused", **kwargs), MuPhi(twin, impl="foreach", **kwargs)
+    return twin, MuPhi(params, impl="fused", **kwargs), MuPhi(twin, impl="reference", **kwargs)
 
 
 def test_fused_step_bumps_parameter_versions_like_an_inplace_op() -> None:
@@ -278,15 +278,16 @@ def test_auto_takes_another_path_for_tensors_the_fused_step_declines() -> None:
     half = [torch.randn(6, 4, generator=gen).to(torch.bfloat16)]
     strided = [torch.randn(4, 6, generator=gen).t()]
     for params in (half, strided):
-        twin, auto, foreach = _fused_pair(params, lr=0.05, total_steps=10)
+        twin, auto, reference = _fused_pair(params, lr=0.05, total_steps=10)
         auto.impl = "auto"
         for _ in range(3):
             for p, q in zip(params, twin):
                 p.grad = torch.randn(p.shape, generator=gen).to(p.dtype)
                 q.grad = p.grad.clone()
             auto.step()
-            foreach.step()
+            reference.step()
         assert all(torch.equal(p, q) for p, q in zip(params, twin))
+        assert auto.param_groups[0]["impl"] == "reference"
     with pytest.raises(ValueError, match=r"float32 or float64 parameters, not torch.bfloat16"):
         opt = MuPhi(half, lr=0.05, total_steps=10, impl="fused")
         half[0].grad = torch.ones_like(half[0])
@@ -311,12 +312,12 @@ def test_fused_step_refuses_state_of_the_wrong_size() -> None:
 def test_fused_step_copies_a_non_contiguous_gradient() -> None:
     gen = torch.Generator().manual_seed(4)
     params = [torch.randn(6, 4, generator=gen)]
-    twin, fused, foreach = _fused_pair(params, lr=0.05, total_steps=10)
+    twin, fused, reference = _fused_pair(params, lr=0.05, total_steps=10)
     for _ in range(3):
         grad = torch.randn(4, 6, generator=gen)
         params[0].grad, twin[0].grad = grad.t(), grad.t().contiguous()
         fused.step()
-        foreach.step()
+        reference.step()
     torch.testing.assert_close(params[0], twin[0], rtol=1e-6, atol=1e-7)
 
 
@@ -336,7 +337,7 @@ def test_rms_step_tracks_the_radius_on_stationary_gradients() -> None:
     n, steps = 20_000, 400
     scale = torch.exp(torch.empty(n, dtype=torch.float64).uniform_(-4, 4, generator=gen))
     w = torch.zeros(n, dtype=torch.float64)
-    opt = MuPhi([w], lr=0.01, window="cosine", total_steps=steps, betas=(0.0, 0.999), impl="foreach")
+    opt = MuPhi([w], lr=0.01, window="cosine", total_steps=steps, betas=(0.0, 0.999), impl="fused")
     window = make_window("cosine")
     for k in range(steps):
         w.grad = scale * (1.0 + torch.randn(n, generator=gen, dtype=torch.float64))
@@ -362,7 +363,7 @@ def _quadratic_run(opt_factory, w0, steps, dtype=torch.float32):
 
 def test_state_dict_round_trip_resumes_bit_for_bit() -> None:
     w0 = torch.randn(50, generator=torch.Generator().manual_seed(2))
-    hp = dict(lr=0.05, window="linear", warmup=0.1, total_steps=30, numerator="moment", gamma=0.3, impl="foreach")
+    hp = dict(lr=0.05, window="linear", warmup=0.1, total_steps=30, numerator="moment", gamma=0.3, impl="fused")
     full_w, _, full_trace = _quadratic_run(lambda ps: MuPhi(ps, **hp), w0, 30)
 
     w = w0.clone()
@@ -383,7 +384,7 @@ def test_state_dict_round_trip_resumes_bit_for_bit() -> None:
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 def test_dtype_is_kept_and_quadratic_descends(dtype) -> None:
     w0 = torch.ones(64)
-    w, opt, _ = _quadratic_run(lambda ps: MuPhi(ps, lr=0.05, total_steps=200, impl="foreach"), w0, 200, dtype)
+    w, opt, _ = _quadratic_run(lambda ps: MuPhi(ps, lr=0.05, total_steps=200, impl="auto"), w0, 200, dtype)
     assert w.dtype == dtype
     assert all(t.dtype == dtype for t in opt.state[w].values() if isinstance(t, torch.Tensor))
     assert w.float().abs().mean() < 0.1
@@ -391,7 +392,7 @@ def test_dtype_is_kept_and_quadratic_descends(dtype) -> None:
 
 def test_past_the_end_keeps_the_end_value_and_warns_once(caplog) -> None:
     w = torch.ones(3)
-    opt = MuPhi([w], lr=0.1, window="linear", floor=0.2, total_steps=5, impl="foreach")
+    opt = MuPhi([w], lr=0.1, window="linear", floor=0.2, total_steps=5, impl="fused")
     with caplog.at_level(logging.WARNING, logger="optimizers.muphi"):
         for _ in range(9):
             w.grad = torch.ones(3)
@@ -402,7 +403,7 @@ def test_past_the_end_keeps_the_end_value_and_warns_once(caplog) -> None:
 
 def test_first_step_uses_window_at_zero() -> None:
     w = torch.ones(3)
-    opt = MuPhi([w], lr=0.1, window="cosine", warmup=0.5, total_steps=10, impl="foreach")
+    opt = MuPhi([w], lr=0.1, window="cosine", warmup=0.5, total_steps=10, impl="fused")
     w.grad = torch.ones(3)
     opt.step()
     assert opt.param_groups[0]["mu_t"] == 0.0 and torch.equal(w, torch.ones(3))
@@ -431,7 +432,7 @@ def test_bad_hyperparameters_raise_naming_them(kwargs, named) -> None:
 
 def test_constant_window_needs_no_total_steps() -> None:
     w = torch.ones(4)
-    opt = MuPhi([w], lr=0.1, window="constant", impl="foreach")
+    opt = MuPhi([w], lr=0.1, window="constant", impl="fused")
     w.grad = torch.ones(4)
     opt.step()
     assert opt.param_groups[0]["mu_t"] == 0.1
@@ -439,7 +440,7 @@ def test_constant_window_needs_no_total_steps() -> None:
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("impl", ["foreach", "compiled"])
+@pytest.mark.parametrize("impl", ["reference", "compiled"])
 def test_cuda_matches_cpu_reference(impl) -> None:
     hp = {"betas": (0.9, 0.999), "numerator": "moment", "weight_decay": 0.1, "gamma": 0.2}
     params_a, frozen_a = _groups(torch.float32)

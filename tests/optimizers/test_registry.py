@@ -13,12 +13,13 @@ from optimizers.registry import resolve_hparams, state_bytes_per_param, state_by
 
 NAMES = list(OPTIMIZERS)
 # Learning rates at which each entry is stable on the test problems (curvatures up to 10).
-LR = {"muphi": 0.05, "adamw": 0.05, "sgd": 0.02, "sf-adamw": 0.05}
-FAST = {"muphi": {"impl": "foreach"}}
+LR = {"muphi": 0.05, "adamw": 0.05, "sgd": 0.02, "sf-adamw": 0.05, "muon": 0.05, "prodigy": 1.0}
+# Rosenbrock's valley needs a shorter second-moment memory for Prodigy's distance estimate.
+ROSENBROCK = {"sgd": {"lr": 1e-3}, "prodigy": {"betas": (0.9, 0.99)}}
 
 
 def _build(name, params, total_steps, **hparams):
-    return build_optimizer(name, params, total_steps=total_steps, **{"lr": LR[name]} | FAST.get(name, {}) | hparams)
+    return build_optimizer(name, params, total_steps=total_steps, **{"lr": LR[name]} | hparams)
 
 
 def _evaluate_mode(opt) -> None:
@@ -31,8 +32,8 @@ def _train_mode(opt) -> None:
         opt.train()
 
 
-def test_table_lists_the_four_competitors() -> None:
-    assert set(OPTIMIZERS) == {"muphi", "adamw", "sgd", "sf-adamw"}
+def test_table_lists_the_competitors() -> None:
+    assert set(OPTIMIZERS) == {"muphi", "adamw", "sgd", "muon", "prodigy", "sf-adamw"}
     assert [n for n, info in OPTIMIZERS.items() if info.has_eval_mode] == ["sf-adamw"]
 
 
@@ -58,7 +59,7 @@ def test_quadratic_descends(name) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_rosenbrock_descends(name) -> None:
     xy = torch.tensor([-1.5, 2.0], dtype=torch.float64, requires_grad=True)
-    opt = _build(name, [xy], 1000, **({"lr": 1e-3} if name == "sgd" else {}))
+    opt = _build(name, [xy], 1000, **ROSENBROCK.get(name, {}))
 
     def rosen(v):
         return (1 - v[0]) ** 2 + 100 * (v[1] - v[0] ** 2) ** 2
@@ -136,13 +137,17 @@ def test_mu_t_is_the_learning_rate_actually_used(name) -> None:
     w = torch.zeros(4, dtype=torch.float64)
     hp = {"warmup": 0.5} if name == "sf-adamw" else {"window": "linear"}
     opt = _build(name, [w], 4, **hp)
-    mus = []
+    mus, scale = [], []
     for _ in range(4):
         _train_mode(opt)
         w.grad = torch.ones(4, dtype=torch.float64)
+        scale.append(opt.param_groups[0].get("d", 1.0))  # Prodigy steps with d·lr
         opt.step()
         mus.append(opt.param_groups[0]["mu_t"])
-    if name == "sf-adamw":  # warm-up over 2 steps: (k+1)/2 of lr, then lr
+    if name == "prodigy":
+        assert scale[-1] > scale[0]  # the distance estimate grew, so d is not a constant factor
+        assert mus == pytest.approx([LR[name] * d * f for d, f in zip(scale, (1.0, 0.75, 0.5, 0.25))])
+    elif name == "sf-adamw":  # warm-up over 2 steps: (k+1)/2 of lr, then lr
         assert mus == pytest.approx([LR[name] * f for f in (0.5, 1.0, 1.0, 1.0)])
     else:
         assert mus == pytest.approx([LR[name] * f for f in (1.0, 0.75, 0.5, 0.25)])
@@ -180,7 +185,7 @@ def test_cross_key_and_range_errors(name, hparams, named) -> None:
 
 
 def test_unknown_optimizer_lists_the_known_ones() -> None:
-    with pytest.raises(ValueError, match=r"'adam'.*muphi, adamw, sgd, sf-adamw"):
+    with pytest.raises(ValueError, match=r"'adam'.*muphi, adamw, sgd, muon, prodigy, sf-adamw"):
         build_optimizer("adam", [torch.zeros(1)], total_steps=10)
 
 
@@ -201,7 +206,8 @@ def test_param_groups_keep_their_own_learning_rates() -> None:
 
 def test_state_bytes_per_parameter() -> None:
     table = state_bytes_table()
-    assert table == {"muphi": 8.0, "adamw": 8.0, "sgd": 4.0, "sf-adamw": 8.0}
+    # muon: a 1-d tensor goes to AdamW; prodigy keeps the initial point p0 as well.
+    assert table == {"muphi": 8.0, "adamw": 8.0, "sgd": 4.0, "muon": 8.0, "prodigy": 12.0, "sf-adamw": 8.0}
     assert state_bytes_per_param("muphi", gamma=0.3, numerator="moment") == 16.0
     assert state_bytes_per_param("muphi", betas=(0.0, 0.999)) == 4.0
     assert state_bytes_per_param("adamw", dtype=torch.bfloat16) == 4.0

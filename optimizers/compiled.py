@@ -1,14 +1,12 @@
-"""Fast multi-tensor μ[t]·Φ steps: a foreach path and a compiled (fused) path.
+"""The compiled μ[t]·Φ step (the GPU path): `torch.compile` over the lists of one param group.
 
-Both compute exactly the update of `optimizers.reference` (see its docstring for the math) over
-the lists of one param group, and return Σ Δ² over the group (float32) for the RMS step.
-
-- `foreach_step`: `torch._foreach_*` kernels, one pass per operation over all tensors.
-- `compiled_step`: one `torch.compile`d function per power-of-two chunk of tensors; every
-  element-wise operation and the Σ Δ² reduction are fused into one loop per tensor, reading and
-  writing each tensor once. All scalars (μ[t], bias corrections, hyperparameters) enter as one
-  tensor, so a changing μ[t] never recompiles, and shapes are dynamic (tensors are flattened),
-  so models of any size share at most a handful of compiled graphs per process.
+It computes exactly the update of `optimizers.reference` (docs/theory.md eqs. S1-S7, N1-N3)
+for the numerators `one`, `moment` and `parcor`, and returns Σ Δ² over the group (float32) for
+the RMS step. One `torch.compile`d function runs per power-of-two chunk of tensors; every
+element-wise operation and the Σ Δ² reduction are fused into one loop per tensor, reading and
+writing each tensor once. All scalars (μ[t], bias corrections, hyperparameters) enter as one
+tensor, so a changing μ[t] never recompiles, and shapes are dynamic (tensors are flattened), so
+models of any size share at most a handful of compiled graphs per process.
 """
 
 from __future__ import annotations
@@ -19,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch._dynamo.exc import BackendCompilerFailed
+from torch._inductor.exc import CppCompileError
 
 from optimizers.reference import StepConfig
 
@@ -36,57 +36,6 @@ class GroupLists:
     exp_avg: list[torch.Tensor]        # empty when β = 0
     prev_grad: list[torch.Tensor]      # empty when γ = 0
     numerator_avg: list[torch.Tensor]  # empty when the numerator is `one`
-
-
-@torch.no_grad()
-def foreach_step(lists: GroupLists, sc: StepConfig, track_rms: bool = True) -> torch.Tensor | None:
-    """One μ[t]·Φ step over a group with `torch._foreach_*` kernels; returns Σ Δ² (float32).
-
-    With `track_rms=False` the reduction is skipped and None is returned.
-    """
-    params, grads = lists.params, lists.grads
-    if sc.weight_decay and not sc.decoupled:
-        grads = torch._foreach_add(grads, params, alpha=sc.weight_decay)
-
-    torch._foreach_mul_(lists.exp_avg_sq, sc.beta2)
-    torch._foreach_addcmul_(lists.exp_avg_sq, grads, grads, value=1 - sc.beta2)
-    denom = torch._foreach_sqrt(lists.exp_avg_sq)
-    torch._foreach_div_(denom, [(1 - sc.beta2**t) ** 0.5 for t in lists.steps])
-    torch._foreach_add_(denom, sc.eps)
-
-    filtered_in = grads
-    if sc.gamma != 0:
-        filtered_in = torch._foreach_add(grads, lists.prev_grad, alpha=-sc.gamma)
-        torch._foreach_copy_(lists.prev_grad, grads)
-    if sc.beta > 0:
-        torch._foreach_mul_(lists.exp_avg, sc.beta)
-        torch._foreach_add_(lists.exp_avg, filtered_in, alpha=sc.eta)
-        step_dir = torch._foreach_div(lists.exp_avg, [1 - sc.beta**t for t in lists.steps])
-    else:
-        step_dir = torch._foreach_mul(filtered_in, sc.eta)
-    torch._foreach_div_(step_dir, denom)
-
-    if sc.numerator != "one":
-        g_bar = torch._foreach_div(grads, denom)
-        first = g_bar if sc.numerator == "moment" else params
-        torch._foreach_mul_(lists.numerator_avg, sc.numerator_beta)
-        torch._foreach_addcmul_(lists.numerator_avg, first, g_bar, value=1 - sc.numerator_beta)
-        a = torch._foreach_div(lists.numerator_avg, [1 - sc.numerator_beta**t for t in lists.steps])
-        if sc.numerator == "parcor":
-            torch._foreach_clamp_min_(a, 0.0)
-            torch._foreach_clamp_max_(a, 1.0)
-        torch._foreach_mul_(step_dir, a)
-
-    if sc.weight_decay and sc.decoupled:
-        torch._foreach_mul_(params, 1 - sc.mu_t * sc.weight_decay)
-    torch._foreach_mul_(step_dir, -sc.mu_t)  # step_dir is now Δ
-    torch._foreach_add_(params, step_dir)
-    if not track_rms:
-        return None
-    # Accumulate Σ Δ² in float32 at least (float64 stays float64 until the final cast).
-    low = params[0].dtype in (torch.float16, torch.bfloat16)
-    norms = torch._foreach_norm(step_dir, 2, dtype=torch.float32) if low else torch._foreach_norm(step_dir, 2)
-    return torch.stack(norms).square().sum().float()
 
 
 # Columns of the per-tensor scalar table passed to the compiled function. Every quotient by a
@@ -249,6 +198,8 @@ def compiled_step(lists: GroupLists, sc: StepConfig, track_rms: bool = True,
 
     With `track_rms=False` the fused reduction is left out and None is returned. `cache` (a
     dict the caller keeps, e.g. per optimizer) holds the group's flat views under `slot`.
+    Raises `CompileFailed` when the first chunk cannot be compiled (nothing written yet); an
+    out-of-memory error, a shape bug or a failure after the first chunk propagates as it is.
     """
     fn = _get_compiled()
     momentum = bool(lists.exp_avg)
@@ -259,28 +210,23 @@ def compiled_step(lists: GroupLists, sc: StepConfig, track_rms: bool = True,
     device = lists.params[0].device
     total = torch.zeros((), dtype=torch.float32, device=device) if track_rms else None
     for a, b in _chunks(len(lists.params)):
-        try:
-            part = fn(views.params[a:b], grads[a:b], st["exp_avg_sq"][a:b], st["exp_avg"][a:b],
-                      st["prev_grad"][a:b], st["numerator_avg"][a:b], table[a:b], momentum,
-                      bool(lists.prev_grad), sc.numerator, bool(sc.weight_decay) and not sc.decoupled,
-                      bool(sc.weight_decay) and sc.decoupled, track_rms)
-            if track_rms:
-                total = total + part
-        except Exception as err:
-            if a == 0:
-                raise CompileUnavailable(err) from err
-            # Earlier chunks are already updated: finish this step eagerly, then give up compiling.
-            rest = GroupLists(*(getattr(lists, f)[a:] for f in GroupLists.__dataclass_fields__))
-            rest_sumsq = foreach_step(rest, sc, track_rms)
-            raise CompileUnavailable(err, finished=True,
-                                     sumsq=total + rest_sumsq if track_rms else None) from err
+        args = (views.params[a:b], grads[a:b], st["exp_avg_sq"][a:b], st["exp_avg"][a:b],
+                st["prev_grad"][a:b], st["numerator_avg"][a:b], table[a:b], momentum,
+                bool(lists.prev_grad), sc.numerator, bool(sc.weight_decay) and not sc.decoupled,
+                bool(sc.weight_decay) and sc.decoupled, track_rms)
+        if a > 0:  # earlier chunks are written: any error here propagates
+            part = fn(*args)
+        else:
+            try:
+                part = fn(*args)
+            except (BackendCompilerFailed, CppCompileError) as err:
+                if isinstance(getattr(err, "inner_exception", None), (MemoryError, torch.OutOfMemoryError)):
+                    raise
+                raise CompileFailed(f"{type(err).__name__}: {err}") from err
+        if track_rms:
+            total = total + part
     return total
 
 
-class CompileUnavailable(RuntimeError):
-    """The compiled step failed. `finished`: the step was completed eagerly (its Σ Δ² in `sumsq`)."""
-
-    def __init__(self, cause: BaseException, *, finished: bool = False,
-                 sumsq: torch.Tensor | None = None) -> None:
-        super().__init__(f"{type(cause).__name__}: {cause}")
-        self.finished, self.sumsq = finished, sumsq
+class CompileFailed(RuntimeError):
+    """`torch.compile` could not build the step here (before any tensor was written)."""
