@@ -37,7 +37,7 @@ test-all: $(STAMP) ## run every test, the slow ones included
 
 bench: $(STAMP) ## run the quick suite on embedded data, then the analysis and report
 	$(PY) -m bench run $(SUITE) --out $(RESULTS) $(if $(WORKERS),--workers $(WORKERS))
-	$(PY) -m analysis report $(RESULTS)
+	$(PY) -m analysis report $(RESULTS) --grid window
 
 figures: $(STAMP) ## rebuild every figure, table and report.html from the results store alone (GRID=factor adds its panel grid)
 	$(PY) -m analysis report $(RESULTS) $(if $(GRID),--grid $(GRID))

@@ -1,5 +1,5 @@
 """Command line: `python -m analysis report RESULTS_DIR [--reference CONFIG]... [--margin FRACTION |
---margin-abs VALUE] [--metric M] [--out DIR] [--refuse-mixed-commits]`."""
+--margin-abs VALUE] [--metric M] [--grid FACTOR] [--out DIR] [--refuse-mixed-commits]`."""
 
 from __future__ import annotations
 
@@ -30,6 +30,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="output directory (default RESULTS_DIR/report)")
     r.add_argument("--metric", default=None,
                    help="endpoint metric (default test/loss, or val/loss when the store has no test split)")
+    r.add_argument("--grid", default=None, metavar="FACTOR",
+                   help="also draw the panel grid: one panel per level of this hyperparameter (window, gamma, "
+                        "numerator, ...), the configurations overlaid in each")
     r.add_argument("--refuse-mixed-commits", action="store_true",
                    help="stop instead of warning when the runs come from several git commits")
     r.add_argument("--no-wandb", action="store_true", help="do not log the tables to W&B")
@@ -45,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         options = Options(metric=args.metric, references=tuple(args.reference), margin=args.margin,
                           margin_abs=args.margin_abs)
         paths = write_report(args.results_dir, args.out, options,
-                             refuse_mixed_commits=args.refuse_mixed_commits, wandb=not args.no_wandb)
+                             refuse_mixed_commits=args.refuse_mixed_commits, wandb=not args.no_wandb,
+                             grid=args.grid)
     except (StoreError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

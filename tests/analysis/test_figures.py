@@ -139,8 +139,6 @@ def test_windows_label_is_digamma_and_renders_as_a_glyph(tmp_path, figures):
         figures["a_windows"].savefig(tmp_path / "w.png")
 
 
-@pytest.mark.xfail(strict=True, reason="analysis.windows draws the constant window flat during warm-up; "
-                   "the optimizer ramps it linearly (optimizers/windows.py) — fixed where the window math is shared")
 def test_windows_figure_ramps_the_constant_window_during_warm_up(figures):
     constant = next(ax for ax in figures["a_windows"].axes if ax.get_title() == "constant")
     warm = next(line for line in constant.get_lines() if line.get_label().startswith("warm-up"))
