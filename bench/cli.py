@@ -144,7 +144,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
                                                           sorted(counts.items())))
     for state in states:
         if state.state not in ("done", "diverged"):
-            print(f"  {state.state:<10} {state.key.replace('~', '/')}"
+            print(f"  {state.state:<10} {state.run_id}"
                   + (f"  {state.detail}" if state.detail else ""))
     if args.verify:
         problems = verify(args.dir)

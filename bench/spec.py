@@ -29,10 +29,12 @@ __all__ = ["STAGES", "RunSpec", "config_label", "derive_seed", "format_lr", "for
 def derive_seed(task: str, preset: str, overrides: Any, seed: int) -> int:
     """The seed actually used: the first 31 bits of SHA-256 of what the run's data and init are.
 
-    `overrides` are canonicalised and stripped of those that cannot change the computation.
+    `overrides` are stripped of those that cannot change the computation and enter as the text
+    the run id shows them with (`1000` ≡ `1000.0`), so two runs share a seed exactly when they
+    share a run id up to the optimizer; without overrides the seed is that of earlier versions.
     """
-    key = json.dumps([task, preset, [list(p) for p in identity_overrides(overrides)], seed],
-                     sort_keys=True)
+    pairs = [[k, format_value(v)] for k, v in identity_overrides(overrides)]
+    key = json.dumps([task, preset, pairs, seed], sort_keys=True)
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") & 0x7FFFFFFF
 
 

@@ -15,6 +15,7 @@ from bench.spec import RunSpec
 from bench.store import ResultsStore
 from bench.suite import load_suite
 from bench.sweep import SweepOptions, cpu_count, run_sweep
+from common.store_schema import folder_name
 
 
 def spec(task="quadratic", seed=10, **hparams) -> RunSpec:
@@ -70,7 +71,7 @@ def test_failed_run_is_retried_on_the_next_run_up_to_max_retries(tmp_path, capsy
     assert f"% CPU of {cpu_count()} cores" in first.line
     runs = pd.read_parquet(out / "runs.parquet")
     target = runs[runs.stage == "eval"].iloc[0]
-    folder = out / "runs" / target["run_id"].replace("/", "~")
+    folder = out / "runs" / folder_name(target["run_id"])
     (folder / "DONE").unlink()  # pretend its attempts failed: record two real failures
     from bench.store import RunFolder
 

@@ -13,6 +13,7 @@ import pytest
 
 from bench.spec import expand_tune
 from bench.suite import load_suite
+from common.store_schema import folder_name
 from tests.bench.helpers import (ROOT, bench_cmd, bench_env, comparable_results, run_bench,
                                  wandb_records)
 
@@ -75,7 +76,7 @@ def test_wandb_offline_files_readable(smoke_run):
     out, _ = smoke_run
     runs = pd.read_parquet(out / "runs.parquet")
     row = runs[runs.stage == "eval"].iloc[0]
-    run_dir = out / "runs" / row["run_id"].replace("/", "~")
+    run_dir = out / "runs" / folder_name(row["run_id"])
     records = wandb_records(run_dir)
     run = next(r["run"] for r in records if r["type"] == "run")
     assert run["project"] == "smoke" and run["run_group"] == row["task"]
