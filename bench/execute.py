@@ -39,6 +39,7 @@ class FitResult:
     diverged_step: float
     max_steps: int
     global_rank: int
+    optimizer_impl: list[Any]  # each param group's `impl` (the step's code path), None if unset
 
 
 def quiet_lightning() -> None:
@@ -103,7 +104,14 @@ def fit(spec: RunSpec, run_dir: Path, options: RunOptions) -> FitResult:
     diverged = getattr(module, "diverged_at_step", None)
     return FitResult(metrics=tidy.frame(), final=tidy.final(),
                      diverged_step=math.nan if diverged is None else float(diverged),
-                     max_steps=int(trainer_kwargs["max_steps"]), global_rank=trainer.global_rank)
+                     max_steps=int(trainer_kwargs["max_steps"]), global_rank=trainer.global_rank,
+                     optimizer_impl=optimizer_impl(trainer.optimizers))
+
+
+def optimizer_impl(optimizers: list[Any]) -> list[Any]:
+    """The code path each param group stepped with: the `impl` an optimizer records in its
+    groups after its first step (None for a group that records none)."""
+    return [group.get("impl") for opt in optimizers for group in opt.param_groups]
 
 
 def launched_rank() -> int:
@@ -127,6 +135,7 @@ def execute_run(spec: RunSpec, run_dir: Path, options: RunOptions,
     provenance = {**environment, "seed": spec.seed, "derived_seed": spec.derived_seed,
                   "devices": options.devices, "strategy": options.strategy,
                   "torch_threads": options.threads,
+                  "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
                   "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     try:
         result = fit(spec, folder.path, options)
@@ -137,6 +146,7 @@ def execute_run(spec: RunSpec, run_dir: Path, options: RunOptions,
         outcome = Outcome(status, max_steps=result.max_steps, diverged_step=result.diverged_step,
                           wall_time_s=wall)
         provenance["max_steps"] = result.max_steps
+        provenance["optimizer_impl"] = result.optimizer_impl
         folder.finish(result.metrics, {**provenance, "final_metrics": result.final}, outcome)
         return outcome
     except Exception as err:  # noqa: BLE001 - every failure of a run is recorded, then reported
@@ -148,4 +158,4 @@ def execute_run(spec: RunSpec, run_dir: Path, options: RunOptions,
             folder.fail(error, provenance, wall)
         except (OSError, StoreError) as store_err:
             log.error("%s: could not record the failure: %s", spec.run_id, store_err)
-        return Outcome("failed", wall_time_s=wall, error=error)
+        return Outcome("failed", wall_time_s=wall, error=error, reason="error")

@@ -29,7 +29,7 @@ class SlurmParams:
     partition: str | None = None
     timeout_min: int = 60
     cpus_per_task: int = 1
-    gpus_per_node: int = 0
+    gpus_per_node: int = 0  # 0: a run's `devices` GPUs with --accelerator gpu, else none
     array_parallelism: int = 256
 
 
@@ -53,8 +53,9 @@ def run_array(jobs: list[Job], options: RunOptions, environment: dict[str, Any],
                               "slurm_array_parallelism": params.array_parallelism}
     if params.partition:
         update["slurm_partition"] = params.partition
-    if params.gpus_per_node:
-        update["gpus_per_node"] = params.gpus_per_node
+    gpus = params.gpus_per_node or (options.devices if options.accelerator == "gpu" else 0)
+    if gpus:  # each array task is one run: its own GPU(s), which SLURM pins for it
+        update["gpus_per_node"] = gpus
     executor.update_parameters(**update)
     submitted = executor.map_array(_array_task, jobs, [options] * len(jobs),
                                    [environment] * len(jobs))
