@@ -24,4 +24,5 @@ def test_resume_from_last_checkpoint_keeps_rows(tmp_path, caplog):
     with caplog.at_level("INFO", logger="bench.execute"):
         assert execute_run(spec, run_dir, options, {}).status == "done"
     assert "resuming from" in caplog.text
-    pd.testing.assert_frame_equal(pd.read_parquet(run_dir / "metrics.parquet"), first)
+    pd.testing.assert_frame_equal(pd.read_parquet(run_dir / "metrics.parquet"), first,
+                                  check_exact=True)

@@ -95,7 +95,8 @@ def test_rerun_skips_everything(smoke_run, tmp_path):
     proc = run_bench("run", "smoke", "--out", str(out), "--workers", "1")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f"({N_TUNE + N_EVAL} finished earlier)" in proc.stdout
-    pd.testing.assert_frame_equal(comparable_results(out), before)
+    pd.testing.assert_frame_equal(comparable_results(out), before,
+                                  check_exact=True)
 
 
 def test_resume_after_sigkill_matches_uninterrupted(smoke_run, tmp_path):
@@ -115,5 +116,6 @@ def test_resume_after_sigkill_matches_uninterrupted(smoke_run, tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     runs = pd.read_parquet(out / "runs.parquet")
     assert len(runs) == N_TUNE + N_EVAL and runs["run_id"].is_unique
-    pd.testing.assert_frame_equal(comparable_results(out), comparable_results(reference))
+    pd.testing.assert_frame_equal(comparable_results(out), comparable_results(reference),
+                                  check_exact=True)
     assert run_bench("status", str(out), "--verify").returncode == 0
