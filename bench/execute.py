@@ -56,8 +56,7 @@ def fit(spec: RunSpec, run_dir: Path, options: RunOptions) -> FitResult:
     """Build the task with the run's optimizer and derived seed, and train it."""
     import pytorch_lightning as pl
     import torch
-    from pytorch_lightning.callbacks import ModelCheckpoint
-
+    from bench.checkpoint import LAST, LastCheckpoint
     from bench.tidy import RowsInCheckpoint, TidyLogger
     from bench.wandb_mode import make_wandb_logger
     from optimizers import build_optimizer
@@ -83,9 +82,8 @@ def fit(spec: RunSpec, run_dir: Path, options: RunOptions) -> FitResult:
     if options.checkpoints:
         ckpt_dir = run_dir / "checkpoints"
         # after each validation, so a resumed run never misses an evaluation's rows
-        callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0,
-                                         every_n_epochs=1, save_on_train_epoch_end=False))
-        last = ckpt_dir / "last.ckpt"
+        callbacks.append(LastCheckpoint(ckpt_dir))
+        last = ckpt_dir / LAST
         ckpt_path = str(last) if last.exists() else None
         if ckpt_path:
             log.info("%s: resuming from %s", spec.run_id, last)
@@ -93,7 +91,7 @@ def fit(spec: RunSpec, run_dir: Path, options: RunOptions) -> FitResult:
     trainer = pl.Trainer(**trainer_kwargs, logger=loggers, callbacks=callbacks,
                          accelerator=options.accelerator, devices=options.devices,
                          strategy=options.strategy, default_root_dir=str(run_dir),
-                         enable_checkpointing=options.checkpoints,
+                         enable_checkpointing=False,  # LastCheckpoint, when asked for
                          enable_progress_bar=options.interactive,
                          enable_model_summary=options.interactive)
     try:
