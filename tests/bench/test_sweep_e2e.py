@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from analysis.store import load_store
 from bench.spec import expand_tune
 from bench.suite import load_suite
 from common.store_schema import folder_name
@@ -63,6 +64,21 @@ def test_selection_recorded_and_used(smoke_run):
             assert choice["lr"] == min(scores, key=lambda lr: (scores[lr] is None, scores[lr]))
             edge = choice["lr"] in (choice["grid"][0], choice["grid"][-1])
             assert choice["at_grid_edge"] == (edge and scores[choice["lr"]] is not None)
+
+
+def test_the_analysis_loads_the_store_the_runner_wrote(smoke_run):
+    """The runner → analysis joint on a real store: every run, the runner's selection.json."""
+    out, _ = smoke_run
+    store = load_store(out)
+    runs = pd.read_parquet(out / "runs.parquet")
+    assert sorted(store.runs["run_id"]) == sorted(runs["run_id"])
+    assert set(store.runs["task"]) == {t.name for t in SMOKE.tasks}  # no overrides: label = name
+    assert set(store.runs["stage"]) == {"tune", "eval"}
+    assert store.selection == json.loads((out / "selection.json").read_text())
+    assert set(store.results["run_id"].unique()) == set(runs["run_id"])
+    assert len(store.results) == len(pd.read_parquet(out / "results.parquet"))
+    impl = [json.loads(p)["optimizer_impl"] for p in runs["provenance"]]
+    assert all(isinstance(groups, list) and groups for groups in impl)  # one entry per group
 
 
 def test_status_verify_clean(smoke_run):
