@@ -56,6 +56,7 @@ def fit(spec: RunSpec, run_dir: Path, options: RunOptions) -> FitResult:
     """Build the task with the run's optimizer and derived seed, and train it."""
     import pytorch_lightning as pl
     import torch
+
     from bench.checkpoint import LAST, LastCheckpoint
     from bench.tidy import RowsInCheckpoint, TidyLogger
     from bench.wandb_mode import make_wandb_logger

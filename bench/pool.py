@@ -5,8 +5,9 @@ sets its torch thread count before importing torch, so `workers × threads` neve
 cores. Each talks to the driver over its own pipe; a worker that dies (killed, out of memory)
 is noticed through its process sentinel, its run is recorded as failed, and a fresh worker
 takes its place. A run past its time limit (`Job.timeout_s`) has its worker killed the same way
-and is recorded `failed` with reason `timeout`. Workers die with the driver (PR_SET_PDEATHSIG), so a killed sweep leaves no
-orphan writing into the results directory.
+and is recorded `failed` with reason `timeout`. Workers die with the driver (PR_SET_PDEATHSIG),
+so a killed sweep leaves no orphan writing into the results directory. Each worker may be
+pinned to its own GPU(s) through `CUDA_VISIBLE_DEVICES`, set before it imports torch.
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ def _run_multi_device(job: Job, options: RunOptions) -> Outcome:
                        wall_time_s=done["wall_time_s"])
     if state != "failed":
         folder.fail("the multi-device run exited without an outcome", {}, float("nan"))
-    return Outcome("failed", error=read_json(folder.failed_file)["error"])
+    record = read_json(folder.failed_file)
+    return Outcome("failed", error=record["error"], reason=record.get("reason", "error"))
 
 
 class _Worker:

@@ -74,8 +74,10 @@ def run_array(jobs: list[Job], options: RunOptions, environment: dict[str, Any],
                 outcome = handle.result()
             except Exception as err:  # noqa: BLE001 - a lost array task is a failed run
                 error = f"{type(err).__name__}: {err}"
-                RunFolder(job.run_dir).fail(error, environment, float("nan"))
-                outcome = Outcome("failed", error=error)
+                # SLURM's own limit (--timeout-min) shows as the job state TIMEOUT
+                reason = "timeout" if "TIMEOUT" in str(err) else "worker_died"
+                RunFolder(job.run_dir).fail(error, environment, float("nan"), reason=reason)
+                outcome = Outcome("failed", error=error, reason=reason)
             outcomes[run_id] = outcome
             on_event("finished", job, outcome)
         if waiting:

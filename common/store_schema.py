@@ -1,4 +1,4 @@
-"""The results store's schema: the tables' columns, the run key, and how a run id is written and read.
+"""The results store's schema: the tables' columns, the run key, how a run id is written and read.
 
 `bench` writes the store and `analysis` reads it; both take every column name, column kind and
 run-id rule from here, so the two sides cannot drift.
@@ -32,6 +32,7 @@ from typing import Any, Mapping
 from urllib.parse import unquote
 
 Scalar = bool | int | float | str
+Items = Mapping[str, Scalar] | tuple[tuple[str, Scalar], ...]  # overrides or hyperparameters
 
 # --- the tables -------------------------------------------------------------------------------
 
@@ -78,16 +79,14 @@ def canonical_value(value: Scalar) -> Scalar:
     return value
 
 
-def canonical_items(items: Mapping[str, Scalar] | tuple[tuple[str, Scalar], ...]
-                    ) -> tuple[tuple[str, Scalar], ...]:
+def canonical_items(items: Items) -> tuple[tuple[str, Scalar], ...]:
     """Sorted (key, canonical value) pairs: key order and 1000 vs 1000.0 no longer matter."""
     pairs = items.items() if isinstance(items, Mapping) else items
     return tuple(sorted((str(k), canonical_value(v)) for k, v in pairs))
 
 
-def identity_overrides(overrides: Mapping[str, Scalar] | tuple[tuple[str, Scalar], ...]
-                       ) -> tuple[tuple[str, Scalar], ...]:
-    """The canonical overrides that can change the computation (without `NON_IDENTITY_OVERRIDES`)."""
+def identity_overrides(overrides: Items) -> tuple[tuple[str, Scalar], ...]:
+    """The canonical overrides that can change the computation (not `NON_IDENTITY_OVERRIDES`)."""
     return tuple((k, v) for k, v in canonical_items(overrides) if k not in NON_IDENTITY_OVERRIDES)
 
 
@@ -113,18 +112,22 @@ def format_lr(lr: float) -> str:
     return f"{mantissa.lower()}e{int(exponent)}"
 
 
+def _pairs(items: tuple[tuple[str, Scalar], ...]) -> list[str]:
+    return [f"{_escape(k)}={format_value(v)}" for k, v in items]
+
+
 def _bracket(name: str, items: list[str]) -> str:
     return f"{_escape(name)}[{','.join(items)}]" if items else _escape(name)
 
 
-def task_label(task: str, overrides: Mapping[str, Scalar] | tuple[tuple[str, Scalar], ...]) -> str:
+def task_label(task: str, overrides: Items) -> str:
     """`digits[hidden=64]`: the task with its identity overrides (the analysis unit)."""
-    return _bracket(task, [f"{_escape(k)}={format_value(v)}" for k, v in identity_overrides(overrides)])
+    return _bracket(task, _pairs(identity_overrides(overrides)))
 
 
-def config_label(optimizer: str, hparams: Mapping[str, Scalar] | tuple[tuple[str, Scalar], ...]) -> str:
+def config_label(optimizer: str, hparams: Items) -> str:
     """`muphi[window=linear]`: the optimizer configuration without the learning rate."""
-    return _bracket(optimizer, [f"{_escape(k)}={format_value(v)}" for k, v in canonical_items(hparams)])
+    return _bracket(optimizer, _pairs(canonical_items(hparams)))
 
 
 @dataclass(frozen=True)
@@ -155,9 +158,8 @@ class RunKey:
 
     @property
     def run_id(self) -> str:
-        items = [f"{_escape(k)}={format_value(v)}" for k, v in self.hparams]
-        return f"{self.task_label}/{_bracket(self.optimizer, items + [f'lr={format_lr(self.lr)}'])}" \
-               f"/seed={self.seed}"
+        config = _bracket(self.optimizer, _pairs(self.hparams) + [f"lr={format_lr(self.lr)}"])
+        return f"{self.task_label}/{config}/seed={self.seed}"
 
     @property
     def folder(self) -> str:
