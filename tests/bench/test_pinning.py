@@ -11,21 +11,21 @@ from bench.devices import visible_gpus, worker_devices
 from bench.suite import parse_suite
 from bench.sweep import SweepOptions, run_sweep
 
-FOUR = """
+TWO = """
 name: pinned
 preset: smoke
 tasks: [quadratic]
 optimizers:
   - {name: adamw, hparams: {window: cosine}, lr: [1.0e-2]}
-seeds: {eval: [10, 11, 12, 13]}
+seeds: {eval: [10, 11]}
 """
 
 
 def test_each_worker_of_the_pool_sees_exactly_one_device(tmp_path, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
-    suite = parse_suite(FOUR, source="pinned.yaml")
+    suite = parse_suite(TWO, source="pinned.yaml")
     summary = run_sweep(suite, SweepOptions(out=tmp_path / "out", workers=2, wandb="disabled"))
-    assert summary.counts.get("done") == 4
+    assert summary.counts.get("done") == 2  # the pool hands worker 0 and worker 1 one run each
     runs = pd.read_parquet(tmp_path / "out" / "runs.parquet")
     seen = [json.loads(p)["cuda_visible_devices"] for p in runs["provenance"]]
     assert all(s in ("0", "1") for s in seen), seen  # one id each, never "0,1"

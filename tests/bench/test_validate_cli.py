@@ -63,6 +63,8 @@ def test_shipped_suites_validate_against_the_registries():
     (["run", "smoke", "--launcher", "k8s"], "'local', 'slurm'"),
     (["run", "smoke", "--wandb", "maybe"], "'offline', 'online', 'disabled'"),
     (["run", "smoke", "--devices", "0"], "--devices"),
+    (["run", "smoke", "--run-timeout", "0"], "--run-timeout: must be a number of seconds > 0"),
+    (["run", "smoke", "--run-timeout", "soon"], "--run-timeout: must be a number of seconds"),
     (["train", "quadratic", "muphi", "--set", "novalue"], "key=value"),
     (["train", "quadratic", "muphi", "--preset", "huge"], "'smoke', 'quick', 'paper'"),
     (["frobnicate"], "'run', 'status', 'list', 'train'"),
