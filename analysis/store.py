@@ -1,8 +1,10 @@
 """Loading and checking a results store (docs/architecture.md, `bench/` section).
 
-The loader reads `runs.parquet`, `results.parquet` and `selection.json` only. A file that is
-truncated, foreign (missing or mistyped columns) or inconsistent with the others raises
-`StoreError` naming the file: it is never mixed silently into statistics.
+The loader reads `runs.parquet`, `results.parquet` and `selection.json` only, with the columns
+and run-id rules of `common.store_schema` (the very module the runner writes with). A file that
+is truncated, foreign (missing or mistyped columns) or inconsistent with the others raises
+`StoreError` naming the file: it is never mixed silently into statistics. The analysis reads a
+run's task, overrides and configuration from the spec columns, never out of its run id.
 """
 
 from __future__ import annotations
@@ -10,30 +12,20 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-log = logging.getLogger(__name__)
+from common.store_schema import (OPTIONAL_RUN_COLUMNS, RESULT_COLUMNS, RUN_COLUMNS, STAGES,
+                                 STATUSES, parse_label, parse_run_id, task_label)
 
-RUN_COLUMNS: dict[str, str] = {
-    "run_id": "string", "suite": "string", "stage": "string", "task": "string",
-    "preset": "string", "optimizer": "string", "config": "string", "lr": "float",
-    "seed": "integer", "derived_seed": "integer", "hparams": "string", "status": "string",
-    "diverged_step": "float", "max_steps": "integer", "wall_time_s": "float",
-    "git_commit": "string", "git_dirty": "bool", "provenance": "string", "error": "string",
-}
-RESULT_COLUMNS: dict[str, str] = {
-    "run_id": "string", "step": "integer", "metric": "string", "value": "float",
-}
-STATUSES = ("done", "diverged", "failed")
-STAGES = ("tune", "eval")
+log = logging.getLogger(__name__)
 
 
 class StoreError(ValueError):
@@ -66,7 +58,8 @@ def _type_ok(kind: str, dtype: pa.DataType) -> bool:
     return pa.types.is_boolean(dtype)
 
 
-def _read_parquet(path: Path, columns: dict[str, str], categories: tuple[str, ...] = ()) -> pd.DataFrame:
+def _read_parquet(path: Path, columns: dict[str, str], categories: tuple[str, ...] = (),
+                  optional: tuple[str, ...] = ()) -> pd.DataFrame:
     if not path.is_file():
         raise StoreError(f"{path}: missing; a results store holds runs.parquet and results.parquet")
     try:
@@ -74,6 +67,7 @@ def _read_parquet(path: Path, columns: dict[str, str], categories: tuple[str, ..
     except (pa.ArrowException, OSError) as err:
         raise StoreError(f"{path}: cannot be read as Parquet (truncated or not Parquet): {err}") from err
     schema = table.schema
+    columns = {c: kind for c, kind in columns.items() if c in schema.names or c not in optional}
     missing = [c for c in columns if c not in schema.names]
     if missing:
         raise StoreError(f"{path}: not a results-store file, missing columns {missing}; "
@@ -85,41 +79,38 @@ def _read_parquet(path: Path, columns: dict[str, str], categories: tuple[str, ..
     return table.select(list(columns)).to_pandas()  # dictionary columns arrive as categoricals
 
 
-_RUN_ID = re.compile(r"^(?P<task>[^/]+)/(?P<opt>[^/\[]+)(?:\[(?P<items>[^\]]*)\])?/seed=(?P<seed>-?\d+)$")
+def _lr_mismatch(id_lr: str, lr: float) -> str | None:
+    try:
+        same = math.isclose(float(id_lr), float(lr), rel_tol=1e-6)
+    except ValueError:
+        return f"lr {id_lr!r} in the run id is not a number"
+    return None if same else f"lr {lr} ≠ {id_lr}"
 
 
-def _items(text: str | None) -> dict[str, str]:
-    if not text:
-        return {}
-    return dict(part.split("=", 1) if "=" in part else (part, "") for part in text.split(","))
-
-
-def run_id_mismatch(row: pd.Series) -> str | None:
+def run_id_mismatch(row: Mapping[str, Any]) -> str | None:
     """Why the run id disagrees with the row's task, optimizer, config, lr and seed (None if it agrees)."""
-    match = _RUN_ID.match(row["run_id"])
-    if match is None:
-        return "run id is not task/optimizer[k=v,...]/seed=S"
-    if match["task"].split("[")[0] != row["task"]:  # the id carries the task label: task[overrides]
-        return f"task {row['task']!r} ≠ {match['task']!r}"
-    if match["opt"] != row["optimizer"]:
-        return f"optimizer {row['optimizer']!r} ≠ {match['opt']!r}"
-    if int(match["seed"]) != int(row["seed"]):
-        return f"seed {row['seed']} ≠ {match['seed']}"
-    config = re.match(r"^(?P<opt>[^\[]+)(?:\[(?P<items>[^\]]*)\])?$", row["config"])
-    if config is None or config["opt"] != row["optimizer"]:
+    try:
+        parsed = parse_run_id(row["run_id"])
+    except ValueError as err:
+        return str(err)
+    if parsed.task != row["task"]:
+        return f"task {row['task']!r} ≠ {parsed.task!r}"
+    if parsed.optimizer != row["optimizer"]:
+        return f"optimizer {row['optimizer']!r} ≠ {parsed.optimizer!r}"
+    if parsed.seed != int(row["seed"]):
+        return f"seed {row['seed']} ≠ {parsed.seed}"
+    label = row.get("task_label")
+    if label is not None and row["run_id"].split("/", 1)[0] != label:
+        return f"task label {label!r} ≠ the run id's"
+    try:
+        optimizer, hparams = parse_label(row["config"], "config")
+    except ValueError:
+        optimizer, hparams = None, ()
+    if optimizer != row["optimizer"]:
         return f"config {row['config']!r} does not name optimizer {row['optimizer']!r}"
-    id_items = _items(match["items"])
-    id_lr = id_items.pop("lr", None)
-    if id_items != _items(config["items"]):
-        return f"config {row['config']!r} ≠ run id's {match['items']!r}"
-    if id_lr is not None:
-        try:
-            same = math.isclose(float(id_lr), float(row["lr"]), rel_tol=1e-6)
-        except ValueError:
-            return f"lr {id_lr!r} in the run id is not a number"
-        if not same:
-            return f"lr {row['lr']} ≠ {id_lr}"
-    return None
+    if parsed.hparams != hparams:
+        return f"config {row['config']!r} ≠ the run id's configuration {row['run_id']!r}"
+    return _lr_mismatch(parsed.lr, row["lr"]) if parsed.lr else None
 
 
 def _check_runs(runs: pd.DataFrame, path: Path) -> None:
@@ -137,8 +128,8 @@ def _check_runs(runs: pd.DataFrame, path: Path) -> None:
             ok = False
         if not ok:
             raise StoreError(f"{path}: run {rid}: hparams is not a JSON object: {str(text)[:80]!r}")
-    problems = [(rid, why) for rid, why in zip(runs["run_id"], runs.apply(run_id_mismatch, axis=1))
-                if why is not None]
+    problems = [(row["run_id"], why) for row in runs.to_dict("records")
+                if (why := run_id_mismatch(row)) is not None]
     if problems:
         listed = "; ".join(f"{rid}: {why}" for rid, why in problems[:5])
         raise StoreError(f"{path}: {len(problems)} run(s) whose row does not match the run id: {listed}")
@@ -170,6 +161,19 @@ def _check_results(results: pd.DataFrame, runs: pd.DataFrame, path: Path) -> Non
         raise StoreError(f"{path}: a (run_id, metric, step) appears more than once")
 
 
+def _fill_optional(runs: pd.DataFrame) -> pd.DataFrame:
+    """Columns an older store lacks, with their defaults; the task label from the spec columns."""
+    for column, default in OPTIONAL_RUN_COLUMNS.items():
+        if column not in runs.columns:
+            runs[column] = default
+    missing = runs["task_label"].isna()
+    if missing.any():
+        runs.loc[missing, "task_label"] = [
+            task_label(task, json.loads(overrides or "{}"))
+            for task, overrides in zip(runs.loc[missing, "task"], runs.loc[missing, "task_overrides"])]
+    return runs
+
+
 def check_commits(runs: pd.DataFrame, *, refuse: bool, what: str) -> None:
     """Warn (or, with `refuse`, raise) when `runs` come from several git commits or a dirty tree."""
     commits = sorted(runs["git_commit"].dropna().unique())
@@ -190,13 +194,13 @@ def load_store(root: str | Path, *, refuse_mixed_commits: bool = False) -> Store
     if not root.is_dir():
         raise StoreError(f"{root}: not a directory; pass the results directory of a sweep")
     runs_path, results_path = root / "runs.parquet", root / "results.parquet"
-    runs = _read_parquet(runs_path, RUN_COLUMNS)
+    runs = _fill_optional(_read_parquet(runs_path, RUN_COLUMNS, optional=tuple(OPTIONAL_RUN_COLUMNS)))
     runs["git_dirty"] = runs["git_dirty"].astype(bool)
     _check_runs(runs, runs_path)
-    # The analysis unit is the task label of the run id (`digits[hidden=64]`), which tells apart one
-    # task run with different overrides; the registry name stays in `task_name`.
+    # The analysis unit is the task label (`digits[hidden=64]`), which tells apart one task run
+    # with different overrides; the registry name stays in `task_name`.
     runs.insert(runs.columns.get_loc("task") + 1, "task_name", runs["task"])
-    runs["task"] = runs["run_id"].str.split("/", n=1).str[0]
+    runs["task"] = runs["task_label"]
     results = _read_parquet(results_path, RESULT_COLUMNS, categories=("run_id", "metric"))
     for col in ("run_id", "metric"):  # categories: millions of rows, few distinct strings
         results[col] = results[col].astype("category")

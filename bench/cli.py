@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from bench.errorlog import error_line, save_traceback
 from bench.errors import LockedError, StoreError, SuiteError
 from bench.slurm import SUBMITIT_CLUSTERS, SlurmParams
 from bench.sweep import LAUNCHERS, SweepOptions
@@ -33,6 +34,16 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be an integer ≥ 0, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be an integer ≥ 0, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
     return value
 
 
@@ -64,6 +75,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--launcher", choices=LAUNCHERS, default="local")
     run.add_argument("--max-retries", type=_count, default=2,
                      help="how often a failed run is retried on later runs (default 2)")
+    run.add_argument("--run-timeout", type=_seconds, default=None, metavar="SECONDS",
+                     help="kill an attempt running longer and record it failed (reason timeout); "
+                          "default per preset: smoke 15 min, quick 4 h, paper 72 h")
     run.add_argument("--wait-lock", type=float, default=0.0, metavar="SECONDS",
                      help="wait this long for another `bench run` on --out (default: refuse)")
     _add_execution(run)
@@ -101,14 +115,24 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def _dataset_errors() -> tuple[type, ...]:
+    """`DatasetError` if `tasks` was imported (else no error can be one): keeps `status` light."""
+    errors = sys.modules.get("tasks.errors")
+    return (errors.DatasetError,) if errors is not None else ()
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("bench").setLevel(logging.INFO)
     try:
         return _COMMANDS[args.command](args)
-    except (SuiteError, StoreError, LockedError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (SuiteError, StoreError, LockedError) as err:  # ours: the message says it all
+        print(error_line(err, None), file=sys.stderr)
+        return 2
+    except (ValueError, *_dataset_errors()) as err:  # may come from anywhere: keep the traceback
+        print(error_line(err, save_traceback(err, argv)), file=sys.stderr)
         return 2
 
 
@@ -121,7 +145,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                            launcher=args.launcher, wandb=args.wandb, devices=args.devices,
                            strategy=args.strategy, accelerator=args.accelerator,
                            max_retries=args.max_retries,
-                           lock_timeout_s=args.wait_lock,
+                           lock_timeout_s=args.wait_lock, run_timeout_s=args.run_timeout,
                            slurm=SlurmParams(cluster=args.submitit_cluster,
                                              partition=args.partition,
                                              timeout_min=args.timeout_min,
@@ -144,7 +168,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
                                                           sorted(counts.items())))
     for state in states:
         if state.state not in ("done", "diverged"):
-            print(f"  {state.state:<10} {state.key.replace('~', '/')}"
+            print(f"  {state.state:<10} {state.run_id}"
                   + (f"  {state.detail}" if state.detail else ""))
     if args.verify:
         problems = verify(args.dir)

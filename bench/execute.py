@@ -39,6 +39,7 @@ class FitResult:
     diverged_step: float
     max_steps: int
     global_rank: int
+    optimizer_impl: list[Any]  # each param group's `impl` (the step's code path), None if unset
 
 
 def quiet_lightning() -> None:
@@ -55,8 +56,8 @@ def fit(spec: RunSpec, run_dir: Path, options: RunOptions) -> FitResult:
     """Build the task with the run's optimizer and derived seed, and train it."""
     import pytorch_lightning as pl
     import torch
-    from pytorch_lightning.callbacks import ModelCheckpoint
 
+    from bench.checkpoint import LAST, LastCheckpoint
     from bench.tidy import RowsInCheckpoint, TidyLogger
     from bench.wandb_mode import make_wandb_logger
     from optimizers import build_optimizer
@@ -82,9 +83,8 @@ def fit(spec: RunSpec, run_dir: Path, options: RunOptions) -> FitResult:
     if options.checkpoints:
         ckpt_dir = run_dir / "checkpoints"
         # after each validation, so a resumed run never misses an evaluation's rows
-        callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0,
-                                         every_n_epochs=1, save_on_train_epoch_end=False))
-        last = ckpt_dir / "last.ckpt"
+        callbacks.append(LastCheckpoint(ckpt_dir))
+        last = ckpt_dir / LAST
         ckpt_path = str(last) if last.exists() else None
         if ckpt_path:
             log.info("%s: resuming from %s", spec.run_id, last)
@@ -92,7 +92,7 @@ def fit(spec: RunSpec, run_dir: Path, options: RunOptions) -> FitResult:
     trainer = pl.Trainer(**trainer_kwargs, logger=loggers, callbacks=callbacks,
                          accelerator=options.accelerator, devices=options.devices,
                          strategy=options.strategy, default_root_dir=str(run_dir),
-                         enable_checkpointing=options.checkpoints,
+                         enable_checkpointing=False,  # LastCheckpoint, when asked for
                          enable_progress_bar=options.interactive,
                          enable_model_summary=options.interactive)
     try:
@@ -103,7 +103,14 @@ def fit(spec: RunSpec, run_dir: Path, options: RunOptions) -> FitResult:
     diverged = getattr(module, "diverged_at_step", None)
     return FitResult(metrics=tidy.frame(), final=tidy.final(),
                      diverged_step=math.nan if diverged is None else float(diverged),
-                     max_steps=int(trainer_kwargs["max_steps"]), global_rank=trainer.global_rank)
+                     max_steps=int(trainer_kwargs["max_steps"]), global_rank=trainer.global_rank,
+                     optimizer_impl=optimizer_impl(trainer.optimizers))
+
+
+def optimizer_impl(optimizers: list[Any]) -> list[Any]:
+    """The code path each param group stepped with: the `impl` an optimizer records in its
+    groups after its first step (None for a group that records none)."""
+    return [group.get("impl") for opt in optimizers for group in opt.param_groups]
 
 
 def launched_rank() -> int:
@@ -127,6 +134,7 @@ def execute_run(spec: RunSpec, run_dir: Path, options: RunOptions,
     provenance = {**environment, "seed": spec.seed, "derived_seed": spec.derived_seed,
                   "devices": options.devices, "strategy": options.strategy,
                   "torch_threads": options.threads,
+                  "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
                   "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     try:
         result = fit(spec, folder.path, options)
@@ -137,6 +145,7 @@ def execute_run(spec: RunSpec, run_dir: Path, options: RunOptions,
         outcome = Outcome(status, max_steps=result.max_steps, diverged_step=result.diverged_step,
                           wall_time_s=wall)
         provenance["max_steps"] = result.max_steps
+        provenance["optimizer_impl"] = result.optimizer_impl
         folder.finish(result.metrics, {**provenance, "final_metrics": result.final}, outcome)
         return outcome
     except Exception as err:  # noqa: BLE001 - every failure of a run is recorded, then reported
@@ -148,4 +157,4 @@ def execute_run(spec: RunSpec, run_dir: Path, options: RunOptions,
             folder.fail(error, provenance, wall)
         except (OSError, StoreError) as store_err:
             log.error("%s: could not record the failure: %s", spec.run_id, store_err)
-        return Outcome("failed", wall_time_s=wall, error=error)
+        return Outcome("failed", wall_time_s=wall, error=error, reason="error")

@@ -4,8 +4,10 @@ Importing torch and Lightning costs seconds, so workers live for the whole sweep
 sets its torch thread count before importing torch, so `workers × threads` never exceeds the
 cores. Each talks to the driver over its own pipe; a worker that dies (killed, out of memory)
 is noticed through its process sentinel, its run is recorded as failed, and a fresh worker
-takes its place. Workers die with the driver (PR_SET_PDEATHSIG), so a killed sweep leaves no
-orphan writing into the results directory.
+takes its place. A run past its time limit (`Job.timeout_s`) has its worker killed the same way
+and is recorded `failed` with reason `timeout`. Workers die with the driver (PR_SET_PDEATHSIG),
+so a killed sweep leaves no orphan writing into the results directory. Each worker may be
+pinned to its own GPU(s) through `CUDA_VISIBLE_DEVICES`, set before it imports torch.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ _PR_SET_PDEATHSIG = 1
 class Job:
     spec: RunSpec
     run_dir: Path
+    timeout_s: float | None = None  # wall-clock limit of one attempt; None: none
 
 
 Event = Callable[[str, Job, Outcome | None], None]  # ("started" | "finished", job, outcome)
@@ -57,8 +60,10 @@ def die_with_parent() -> None:
 
 
 def _worker_main(conn: Connection, threads: int, environment: dict[str, Any],
-                 log_dir: Path | None) -> None:
+                 log_dir: Path | None, cuda_devices: str | None = None) -> None:
     die_with_parent()
+    if cuda_devices is not None:  # before torch is imported: this worker's device(s) only
+        os.environ["CUDA_VISIBLE_DEVICES"] = cuda_devices
     if log_dir is not None:  # library chatter goes to a file, not over the sweep's display
         fd = os.open(log_dir / f"worker-{os.getpid()}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND,
                      0o644)
@@ -107,27 +112,43 @@ def _run_multi_device(job: Job, options: RunOptions) -> Outcome:
                        wall_time_s=done["wall_time_s"])
     if state != "failed":
         folder.fail("the multi-device run exited without an outcome", {}, float("nan"))
-    return Outcome("failed", error=read_json(folder.failed_file)["error"])
+    record = read_json(folder.failed_file)
+    return Outcome("failed", error=record["error"], reason=record.get("reason", "error"))
 
 
 class _Worker:
     def __init__(self, ctx: Any, threads: int, environment: dict[str, Any],
-                 log_dir: Path | None) -> None:
+                 log_dir: Path | None, cuda_devices: str | None = None) -> None:
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, threads, environment, log_dir),
+        self.cuda_devices = cuda_devices
+        self.proc = ctx.Process(target=_worker_main,
+                                args=(child, threads, environment, log_dir, cuda_devices),
                                 daemon=True)
         self.proc.start()
         child.close()
         self.job: Job | None = None
+        self.started = 0.0  # time.monotonic() when `job` was sent
+
+    def overdue(self, now: float) -> bool:
+        limit = self.job.timeout_s if self.job is not None else None
+        return limit is not None and now - self.started > limit
 
 
 class WorkerPool:
-    """`size` persistent workers of `threads` torch threads each."""
+    """`size` persistent workers of `threads` torch threads each.
+
+    `cuda_devices`, one entry per worker, pins each worker to its GPU(s) (`CUDA_VISIBLE_DEVICES`);
+    None (or a None entry) leaves the worker the environment's devices.
+    """
 
     def __init__(self, size: int, threads: int, environment: dict[str, Any],
-                 log_dir: Path | None = None) -> None:
+                 log_dir: Path | None = None,
+                 cuda_devices: list[str | None] | None = None) -> None:
         if size < 1:
             raise ValueError(f"workers must be ≥ 1, got {size}")
+        self._devices = list(cuda_devices) if cuda_devices is not None else [None] * size
+        if len(self._devices) != size:
+            raise ValueError(f"cuda_devices names {len(self._devices)} workers, the pool has {size}")
         if log_dir is not None:
             Path(log_dir).mkdir(parents=True, exist_ok=True)
         self._ctx = mp.get_context("spawn")
@@ -135,8 +156,8 @@ class WorkerPool:
         self._size = size
         self._workers: list[_Worker] = []  # started on the first run that has work
 
-    def _spawn(self) -> _Worker:
-        return _Worker(self._ctx, self._threads, self._environment, self._log_dir)
+    def _spawn(self, cuda_devices: str | None) -> _Worker:
+        return _Worker(self._ctx, self._threads, self._environment, self._log_dir, cuda_devices)
 
     @property
     def pids(self) -> list[int]:
@@ -165,7 +186,7 @@ class WorkerPool:
         """Run every job; returns the outcome per run id. Never raises for a failing run."""
         pending, outcomes = deque(jobs), {}
         if jobs and not self._workers:
-            self._workers = [self._spawn() for _ in range(self._size)]
+            self._workers = [self._spawn(devices) for devices in self._devices]
         while pending or any(w.job for w in self._workers):
             for worker in self._workers:
                 if worker.job is None and pending:
@@ -176,17 +197,45 @@ class WorkerPool:
                         pending.appendleft(job)
                         self._replace(worker)
                         continue
-                    worker.job = job
+                    worker.job, worker.started = job, time.monotonic()
                     on_event("started", job, None)
             busy = [w for w in self._workers if w.job is not None]
-            wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=1.0)
+            wait([w.conn for w in busy] + [w.proc.sentinel for w in busy],
+                 timeout=self._wait_s(busy))
             for worker in busy:
                 outcome = self._collect(worker)
+                if outcome is None and worker.overdue(time.monotonic()):
+                    outcome = self._time_out(worker)
                 if outcome is not None:
                     outcomes[worker.job.spec.run_id] = outcome
                     job, worker.job = worker.job, None
                     on_event("finished", job, outcome)
         return outcomes
+
+    @staticmethod
+    def _wait_s(busy: list[_Worker]) -> float:
+        """Up to 1 s, less when a running job reaches its time limit sooner."""
+        now = time.monotonic()
+        limits = [w.started + w.job.timeout_s - now for w in busy if w.job.timeout_s is not None]
+        return max(0.0, min([1.0, *limits]))
+
+    def _time_out(self, worker: _Worker) -> Outcome:
+        """Kill the worker of a run past its limit, record `failed: timeout`, start a fresh one."""
+        job, wall = worker.job, time.monotonic() - worker.started
+        error = (f"Timeout: {job.spec.run_id} ran past its limit of {job.timeout_s:g} s "
+                 f"(--run-timeout) and was killed")
+        log.warning(error)
+        worker.proc.kill()
+        worker.proc.join()
+        self._record_failure(job, error, "timeout", wall)
+        self._replace(worker)
+        return Outcome("failed", wall_time_s=wall, error=error, reason="timeout")
+
+    def _record_failure(self, job: Job, error: str, reason: str, wall_time_s: float) -> None:
+        try:
+            RunFolder(job.run_dir).fail(error, self._environment, wall_time_s, reason=reason)
+        except OSError as err:
+            log.error("could not record the failure of %s: %s", job.spec.run_id, err)
 
     def _collect(self, worker: _Worker) -> Outcome | None:
         try:
@@ -204,13 +253,10 @@ class WorkerPool:
                  f"{code}" + (f" (signal {signal.Signals(-code).name})" if code and code < 0
                               else ""))
         log.warning(error)
-        try:
-            RunFolder(job.run_dir).fail(error, self._environment, float("nan"))
-        except OSError as err:
-            log.error("could not record the failure of %s: %s", job.spec.run_id, err)
+        self._record_failure(job, error, "worker_died", float("nan"))
         self._replace(worker)
-        return Outcome("failed", error=error)
+        return Outcome("failed", error=error, reason="worker_died")
 
     def _replace(self, worker: _Worker) -> None:
-        fresh = self._spawn()
+        fresh = self._spawn(worker.cuda_devices)
         worker.conn, worker.proc = fresh.conn, fresh.proc

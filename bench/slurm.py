@@ -29,7 +29,7 @@ class SlurmParams:
     partition: str | None = None
     timeout_min: int = 60
     cpus_per_task: int = 1
-    gpus_per_node: int = 0
+    gpus_per_node: int = 0  # 0: a run's `devices` GPUs with --accelerator gpu, else none
     array_parallelism: int = 256
 
 
@@ -53,8 +53,9 @@ def run_array(jobs: list[Job], options: RunOptions, environment: dict[str, Any],
                               "slurm_array_parallelism": params.array_parallelism}
     if params.partition:
         update["slurm_partition"] = params.partition
-    if params.gpus_per_node:
-        update["gpus_per_node"] = params.gpus_per_node
+    gpus = params.gpus_per_node or (options.devices if options.accelerator == "gpu" else 0)
+    if gpus:  # each array task is one run: its own GPU(s), which SLURM pins for it
+        update["gpus_per_node"] = gpus
     executor.update_parameters(**update)
     submitted = executor.map_array(_array_task, jobs, [options] * len(jobs),
                                    [environment] * len(jobs))
@@ -73,8 +74,10 @@ def run_array(jobs: list[Job], options: RunOptions, environment: dict[str, Any],
                 outcome = handle.result()
             except Exception as err:  # noqa: BLE001 - a lost array task is a failed run
                 error = f"{type(err).__name__}: {err}"
-                RunFolder(job.run_dir).fail(error, environment, float("nan"))
-                outcome = Outcome("failed", error=error)
+                # SLURM's own limit (--timeout-min) shows as the job state TIMEOUT
+                reason = "timeout" if "TIMEOUT" in str(err) else "worker_died"
+                RunFolder(job.run_dir).fail(error, environment, float("nan"), reason=reason)
+                outcome = Outcome("failed", error=error, reason=reason)
             outcomes[run_id] = outcome
             on_event("finished", job, outcome)
         if waiting:

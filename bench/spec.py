@@ -1,9 +1,13 @@
 """Run specs: what one run is, its readable id, its folder name and its derived seed.
 
-A run id reads `task/optimizer[k=v,...,lr=3e-3]/seed=2`: hyperparameter keys in alphabetical
-order, `lr` last. The seed a run uses is a hash of (task, preset, task overrides, seed number) —
-never of the optimizer, so one seed number gives every optimizer the same initial weights and the
-same batches, and never of the execution order, so adding runs to a suite changes no other run.
+The identity rules live in `common.store_schema` (shared with the analysis): a run id reads
+`task[k=v]/optimizer[k=v,...,lr=3e-3]/seed=2` from the canonical configuration (`1000` ≡
+`1000.0`, key order irrelevant), and a run folder is a safe slug of the id plus a hash of it.
+
+The seed a run uses is a hash of (task, preset, identity overrides, seed number), canonicalised
+the same way — never of the optimizer, so one seed number gives every optimizer the same initial
+weights and the same batches; never of the execution order, so adding runs to a suite changes no
+other run; never of where the data lives (`data_dir`), which cannot change the computation.
 """
 
 from __future__ import annotations
@@ -14,36 +18,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.suite import OptimizerEntry, Scalar, Suite, TaskEntry
+from common.store_schema import (RunKey, config_label, format_lr, format_value,
+                                 identity_overrides)
 
 STAGES = ("tune", "eval")
+__all__ = ["STAGES", "RunSpec", "config_label", "derive_seed", "format_lr", "format_value",
+           "expand_eval", "expand_tune", "group_key", "check_unique"]
 
 
-def format_value(value: Scalar) -> str:
-    """Short deterministic text for an id: floats without noise, e.g. 0.003 → 0.003, 1e-05."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:g}" if value != int(value) or abs(value) >= 1e6 else f"{int(value)}"
-    return str(value)
+def derive_seed(task: str, preset: str, overrides: Any, seed: int) -> int:
+    """The seed actually used: the first 31 bits of SHA-256 of what the run's data and init are.
 
-
-def format_lr(lr: float) -> str:
-    """A learning rate in mantissa-exponent form: 0.003 → 3e-3, 1.0 → 1e0."""
-    mantissa, exponent = f"{lr:.6e}".split("e")
-    mantissa = mantissa.rstrip("0").rstrip(".")
-    return f"{mantissa}e{int(exponent)}"
-
-
-def config_label(optimizer: str, hparams: tuple[tuple[str, Scalar], ...]) -> str:
-    """`muphi[window=linear]`: the configuration without the learning rate."""
-    inner = ",".join(f"{k}={format_value(v)}" for k, v in sorted(hparams))
-    return f"{optimizer}[{inner}]" if inner else optimizer
-
-
-def derive_seed(task: str, preset: str, overrides: tuple[tuple[str, Scalar], ...],
-                seed: int) -> int:
-    """The seed actually used: the first 31 bits of SHA-256 of what the run's data and init are."""
-    key = json.dumps([task, preset, sorted(overrides), seed], sort_keys=True)
+    `overrides` are stripped of those that cannot change the computation and enter as the text
+    the run id shows them with (`1000` ≡ `1000.0`), so two runs share a seed exactly when they
+    share a run id up to the optimizer; without overrides the seed is that of earlier versions.
+    """
+    pairs = [[k, format_value(v)] for k, v in identity_overrides(overrides)]
+    key = json.dumps([task, preset, pairs, seed], sort_keys=True)
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") & 0x7FFFFFFF
 
 
@@ -62,24 +53,26 @@ class RunSpec:
     seed: int  # the seed number in the suite
 
     @property
+    def run_key(self) -> RunKey:
+        return RunKey.of(self.task, self.task_overrides, self.optimizer, self.hparams, self.lr,
+                         self.seed)
+
+    @property
     def task_label(self) -> str:
-        if not self.task_overrides:
-            return self.task
-        return f"{self.task}[{','.join(f'{k}={format_value(v)}' for k, v in self.task_overrides)}]"
+        return self.run_key.task_label
 
     @property
     def config(self) -> str:
-        return config_label(self.optimizer, self.hparams)
+        return self.run_key.config
 
     @property
     def run_id(self) -> str:
-        inner = [f"{k}={format_value(v)}" for k, v in sorted(self.hparams)] + [f"lr={format_lr(self.lr)}"]
-        return f"{self.task_label}/{self.optimizer}[{','.join(inner)}]/seed={self.seed}"
+        return self.run_key.run_id
 
     @property
     def key(self) -> str:
-        """The run's folder name under `DIR/runs/`: the run id with `/` replaced by `~`."""
-        return self.run_id.replace("/", "~")
+        """The run's folder name under `DIR/runs/`: a safe slug of the run id plus its hash."""
+        return self.run_key.folder
 
     @property
     def derived_seed(self) -> int:
@@ -94,7 +87,7 @@ class RunSpec:
                 "preset": self.preset, "task_overrides": dict(self.task_overrides),
                 "optimizer": self.optimizer, "hparams": dict(self.hparams), "lr": self.lr,
                 "seed": self.seed, "run_id": self.run_id, "config": self.config,
-                "derived_seed": self.derived_seed}
+                "task_label": self.task_label, "derived_seed": self.derived_seed}
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> "RunSpec":

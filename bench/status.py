@@ -17,6 +17,7 @@ class RunState:
     key: str  # the folder name
     state: str  # done, diverged, failed, unfinished, unreadable
     detail: str = ""  # first line of the error of a failed run
+    run_id: str = ""  # from spec.json; the folder name when that cannot be read
 
 
 def run_states(root: Path) -> list[RunState]:
@@ -30,8 +31,15 @@ def run_states(root: Path) -> list[RunState]:
                       if state == "failed" else "")
         except (StoreError, KeyError, IndexError) as err:
             state, detail = "unreadable", str(err)
-        states.append(RunState(path.name, state, detail))
+        states.append(RunState(path.name, state, detail, _run_id(folder)))
     return states
+
+
+def _run_id(folder: RunFolder) -> str:
+    try:
+        return str(read_json(folder.spec_file)["run_id"])
+    except (StoreError, KeyError, TypeError):
+        return folder.path.name
 
 
 def _verify_folder(folder: RunFolder) -> list[str]:

@@ -4,9 +4,10 @@
     DIR/runs/<key>/metrics.parquet   tidy rows: step, metric, value
     DIR/runs/<key>/provenance.json   git commit and dirty flag, versions, hardware, seed
     DIR/runs/<key>/DONE              the outcome (status, divergence step, wall time), written last
-    DIR/runs/<key>/FAILED            error, traceback and attempt count of a failed attempt
+    DIR/runs/<key>/FAILED            error, traceback, reason and attempt count of a failed attempt
     DIR/runs.parquet, DIR/results.parquet, DIR/selection.json
 
+`<key>` is the run's folder name and the tables' columns are those of `common.store_schema`.
 A run is finished exactly when DONE exists; a folder with neither DONE nor FAILED is an
 interrupted attempt and is started again from scratch (or its last checkpoint).
 """
@@ -26,12 +27,11 @@ from bench.atomic import (TMP_MARK, atomic_write_json, atomic_write_parquet, ato
                           read_json, read_parquet)
 from bench.errors import StoreError
 from bench.spec import RunSpec
+from common import store_schema as schema
 
 FINISHED = ("done", "diverged")
-RUN_COLUMNS = ["run_id", "suite", "stage", "task", "preset", "optimizer", "config", "lr", "seed",
-               "derived_seed", "hparams", "status", "diverged_step", "max_steps", "wall_time_s",
-               "git_commit", "git_dirty", "provenance", "error"]
-RESULT_COLUMNS = ["run_id", "step", "metric", "value"]
+RUN_COLUMNS = list(schema.RUN_COLUMNS)
+RESULT_COLUMNS = list(schema.RESULT_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class Outcome:
     diverged_step: float = math.nan
     wall_time_s: float = math.nan
     error: str = ""
+    reason: str = ""  # of a failure: one of `schema.FAILURE_REASONS`
 
 
 class RunFolder:
@@ -98,13 +99,16 @@ class RunFolder:
                                            "failed_attempts": self.attempts()})
         self.failed_file.unlink(missing_ok=True)
 
-    def fail(self, error: str, provenance: dict[str, Any], wall_time_s: float) -> int:
-        """Record a failed attempt; returns the number of failed attempts so far."""
+    def fail(self, error: str, provenance: dict[str, Any], wall_time_s: float,
+             reason: str = "error") -> int:
+        """Record a failed attempt (`reason` one of `FAILURE_REASONS`); returns the attempts so far."""
+        if reason not in schema.FAILURE_REASONS:
+            raise ValueError(f"failure reason {reason!r} is not one of {schema.FAILURE_REASONS}")
         attempts = self.attempts() + 1
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.provenance_file, provenance)
-        atomic_write_json(self.failed_file, {"error": error, "attempts": attempts,
-                                             "wall_time_s": wall_time_s})
+        atomic_write_json(self.failed_file, {"error": error, "reason": reason,
+                                             "attempts": attempts, "wall_time_s": wall_time_s})
         return attempts
 
 
@@ -148,16 +152,17 @@ class ResultsStore:
                 metrics = read_parquet(folder.metrics_file)
                 metrics.insert(0, "run_id", spec.run_id)
                 frames.append(metrics)
-        runs = pd.DataFrame(rows, columns=RUN_COLUMNS).astype(
-            {"lr": "float64", "seed": "int64", "derived_seed": "int64", "max_steps": "int64",
-             "diverged_step": "float64", "wall_time_s": "float64", "git_dirty": "bool"})
+        runs = pd.DataFrame(rows, columns=RUN_COLUMNS).astype(_dtypes(schema.RUN_COLUMNS))
         results = (pd.concat(frames, ignore_index=True) if frames
                    else pd.DataFrame(columns=RESULT_COLUMNS))
-        results = results[RESULT_COLUMNS].astype({"run_id": "str", "step": "int64",
-                                                  "metric": "str", "value": "float64"})
+        results = results[RESULT_COLUMNS].astype(_dtypes(schema.RESULT_COLUMNS))
         atomic_write_parquet(self.root / "results.parquet", results)
         atomic_write_parquet(self.root / "runs.parquet", runs)
         return runs
+
+
+def _dtypes(columns: dict[str, str]) -> dict[str, str]:
+    return {name: schema.PANDAS_DTYPES[kind] for name, kind in columns.items()}
 
 
 def _run_row(spec: RunSpec, folder: RunFolder, state: str) -> dict[str, Any]:
@@ -166,9 +171,9 @@ def _run_row(spec: RunSpec, folder: RunFolder, state: str) -> dict[str, Any]:
         failed = read_json(folder.failed_file)
         done = {"max_steps": prov.get("max_steps", 0), "diverged_step": None,
                 "wall_time_s": failed.get("wall_time_s")}
-        error = failed["error"]
+        error, reason = failed["error"], failed.get("reason", "error")
     else:
-        done, error = read_json(folder.done_file), ""
+        done, error, reason = read_json(folder.done_file), "", ""
     return {"run_id": spec.run_id, "suite": spec.suite, "stage": spec.stage, "task": spec.task,
             "preset": spec.preset, "optimizer": spec.optimizer, "config": spec.config,
             "lr": spec.lr, "seed": spec.seed, "derived_seed": spec.derived_seed,
@@ -178,7 +183,10 @@ def _run_row(spec: RunSpec, folder: RunFolder, state: str) -> dict[str, Any]:
             "wall_time_s": _float(done.get("wall_time_s")),
             "git_commit": str(prov.get("git_commit", "")),
             "git_dirty": bool(prov.get("git_dirty", False)),
-            "provenance": json.dumps(prov, sort_keys=True), "error": error}
+            "provenance": json.dumps(prov, sort_keys=True), "error": error,
+            "task_label": spec.task_label,
+            "task_overrides": json.dumps(dict(spec.task_overrides), sort_keys=True),
+            "failure_reason": reason}
 
 
 def _float(value: Any) -> float:

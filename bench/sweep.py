@@ -3,6 +3,11 @@
 Re-running the same command resumes: finished runs (DONE) are skipped, interrupted ones start
 again, failed ones are retried while they have failed at most `max_retries` times, and the
 tables are rebuilt from the run folders, so no run is ever counted twice.
+
+Each attempt has a wall-clock limit (`run_timeout_s`, by default `DEFAULT_RUN_TIMEOUT_S` of the
+run's preset); a run past it is killed and recorded `failed` with reason `timeout`. On a machine
+with GPUs the local pool runs one worker per visible GPU (`devices` GPUs per worker), each pinned
+to its own through `CUDA_VISIBLE_DEVICES`.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.atomic import atomic_write_json
+from bench.devices import cuda_available, visible_gpus, worker_devices
 from bench.execute import RunOptions
 from bench.lock import results_lock
 from bench.pool import Job, WorkerPool
@@ -31,6 +37,9 @@ from bench.wandb_mode import resolve_wandb_mode
 
 log = logging.getLogger(__name__)
 LAUNCHERS = ("local", "slurm")
+# The default time limit of one attempt, per preset: generous (a run rarely takes a tenth of
+# it), so only a hung or pathologically slow run reaches it.
+DEFAULT_RUN_TIMEOUT_S = {"smoke": 15 * 60.0, "quick": 4 * 3600.0, "paper": 72 * 3600.0}
 
 
 def cpu_count() -> int:
@@ -50,6 +59,7 @@ class SweepOptions:
     accelerator: str = "auto"
     max_retries: int = 2  # a failed run is retried on later `bench run`s this many times
     lock_timeout_s: float = 0.0
+    run_timeout_s: float | None = None  # None: DEFAULT_RUN_TIMEOUT_S of each run's preset
     slurm: SlurmParams = field(default_factory=SlurmParams)
 
     def __post_init__(self) -> None:
@@ -60,6 +70,12 @@ class SweepOptions:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
         if self.devices < 1:
             raise ValueError(f"devices must be ≥ 1, got {self.devices}")
+        if self.run_timeout_s is not None and not self.run_timeout_s > 0:
+            raise ValueError(f"run timeout must be > 0 seconds, got {self.run_timeout_s}")
+
+    def timeout_s(self, spec: RunSpec) -> float:
+        """The wall-clock limit of one attempt of `spec`."""
+        return self.run_timeout_s or DEFAULT_RUN_TIMEOUT_S[spec.preset]
 
 
 @dataclass(frozen=True)
@@ -109,7 +125,8 @@ def run_sweep(suite: Suite, options: SweepOptions) -> SweepSummary:
         else:
             compare_json.unlink(missing_ok=True)
         env = environment()
-        workers = options.workers or max(1, cpu_count() // options.devices)
+        gpus = visible_gpus() if options.accelerator != "cpu" and options.launcher == "local" else []
+        workers = options.workers or default_workers(gpus, options.devices)
         run_options = RunOptions(wandb=resolve_wandb_mode(options.wandb), devices=options.devices,
                                  strategy=options.strategy, accelerator=options.accelerator,
                                  checkpoints=suite.checkpoints,
@@ -118,7 +135,11 @@ def run_sweep(suite: Suite, options: SweepOptions) -> SweepSummary:
         todo_tune, kept = plan(tune, store, options.max_retries)
         log.info("%s: %d tuning runs (%d to run), %d evaluation runs, %d workers × %d threads",
                  suite.name, len(tune), len(todo_tune), n_eval, workers, run_options.threads)
-        launch = _launcher(options, workers, run_options, env, store)
+        if gpus:
+            log.info("GPUs %s: each worker pinned to %d of them (CUDA_VISIBLE_DEVICES)",
+                     ",".join(gpus), options.devices)
+        launch = _launcher(options, workers, run_options, env, store,
+                           worker_devices(gpus, workers, options.devices))
         wall0, cpu0 = time.perf_counter(), _cpu_seconds()
         with launch as runner, SweepProgress(suite.name, len(tune) + n_eval,
                                              already=kept) as progress:
@@ -145,18 +166,27 @@ def run_sweep(suite: Suite, options: SweepOptions) -> SweepSummary:
                             skipped=skipped, line=line, cpu_utilisation=utilisation)
 
 
+def default_workers(gpus: list[str], devices: int) -> int:
+    """One worker per `devices` visible GPUs when CUDA is available, else per `devices` cores."""
+    if gpus and cuda_available():
+        return max(1, len(gpus) // devices)
+    return max(1, cpu_count() // devices)
+
+
 class _launcher:
     """A context manager yielding `runner(specs, on_event)` for the chosen launcher."""
 
     def __init__(self, options: SweepOptions, workers: int, run_options: RunOptions,
-                 env: dict, store: ResultsStore) -> None:
+                 env: dict, store: ResultsStore, cuda_devices: list[str | None]) -> None:
         self.options, self.workers, self.run_options = options, workers, run_options
         self.env, self.store, self.pool = env, store, None
+        self.cuda_devices = cuda_devices
 
     def __enter__(self):
         if self.options.launcher == "local":
             self.pool = WorkerPool(self.workers, self.run_options.threads, self.env,
-                                   log_dir=self.store.root / "logs")
+                                   log_dir=self.store.root / "logs",
+                                   cuda_devices=self.cuda_devices)
         return self.run
 
     def __exit__(self, *exc) -> None:
@@ -164,7 +194,8 @@ class _launcher:
             self.pool.close()
 
     def run(self, specs: list[RunSpec], on_event) -> None:
-        jobs = [Job(spec, self.store.folder(spec).path) for spec in specs]
+        jobs = [Job(spec, self.store.folder(spec).path, self.options.timeout_s(spec))
+                for spec in specs]
         if self.pool is not None:
             self.pool.run(jobs, self.run_options, on_event)
         else:

@@ -55,7 +55,13 @@ def make_wandb_logger(spec_json: dict[str, Any], save_dir: str, mode: str) -> An
 
     settings = wandb.Settings(silent=True, console="off", disable_git=True, disable_code=True,
                               x_disable_stats=True, x_save_requirements=False)
-    return WandbLogger(name=spec_json["run_id"], save_dir=save_dir, project=spec_json["suite"],
+    logger = WandbLogger(name=spec_json["run_id"], save_dir=save_dir, project=spec_json["suite"],
                        group=spec_json["task"], job_type=spec_json["stage"], config=spec_json,
                        offline=(mode == "offline"), mode=mode, settings=settings,
                        tags=[spec_json["optimizer"], spec_json["config"]])
+    # Lightning always passes `anonymous` (None by default) to `wandb.init`, which then warns on
+    # every run that the setting has no effect; not passing it changes nothing else.
+    init = getattr(logger, "_wandb_init", {})
+    if init.get("anonymous", False) is None:
+        del init["anonymous"]
+    return logger

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import pandas as pd
 import pytest
 
 from analysis.store import MixedCommitsWarning, StoreError, load_store, run_id_mismatch
+from common.store_schema import task_label
 from tests.analysis.synthetic import Synthetic, write_store
 
 
@@ -134,15 +136,39 @@ def test_selection_is_optional(root):
     assert load_store(root).selection == {}
 
 
-def test_task_overrides_in_the_run_id_make_separate_tasks(root):
+def _with_overrides(root, overrides: dict, *, in_column: bool = True) -> str:
+    """Give the quadratic runs `overrides` (in the run id, and in the spec column if asked)."""
     runs = pd.read_parquet(root / "runs.parquet")
     results = pd.read_parquet(root / "results.parquet")
     quad = runs["task"] == "quadratic"
-    new_ids = dict(zip(runs.loc[quad, "run_id"], runs.loc[quad, "run_id"].str.replace("quadratic/", "quadratic[dim=8]/")))
+    label = task_label("quadratic", overrides)
+    new_ids = dict(zip(runs.loc[quad, "run_id"], runs.loc[quad, "run_id"].str.replace("quadratic/", f"{label}/", regex=False)))
     runs["run_id"] = runs["run_id"].replace(new_ids)
     results["run_id"] = results["run_id"].replace(new_ids)
+    if in_column:
+        runs["task_overrides"] = "{}"
+        runs.loc[quad, "task_overrides"] = json.dumps(overrides)
     runs.to_parquet(root / "runs.parquet")
     results.to_parquet(root / "results.parquet")
+    return label
+
+
+def test_task_overrides_make_separate_tasks(root):
+    _with_overrides(root, {"dim": 8})
     store = load_store(root)
     assert set(store.runs["task"]) == {"digits", "quadratic[dim=8]"}
     assert set(store.runs["task_name"]) == {"digits", "quadratic"}
+
+
+def test_an_override_with_slashes_is_one_task_read_from_the_spec_columns(root):
+    label = _with_overrides(root, {"text_path": "/data/x,y[1]=2.txt", "data_dir": "/cache"})
+    store = load_store(root)
+    assert set(store.runs["task"]) == {"digits", label}
+    assert "/" not in label and "text_path=%2Fdata%2Fx%2Cy%5B1%5D%3D2.txt" in label
+    assert set(store.runs["task_name"]) == {"digits", "quadratic"}
+
+
+def test_overrides_in_the_run_id_but_not_in_the_spec_columns_are_refused(root):
+    _with_overrides(root, {"dim": 8}, in_column=False)
+    with pytest.raises(StoreError, match="runs.parquet: .* does not match the run id.*task label"):
+        load_store(root)

@@ -46,6 +46,7 @@ def test_twenty_random_kills_then_resume(tmp_path):
     assert len(runs) == 12 and runs["run_id"].is_unique and set(runs["status"]) == {"done"}
     ref_runs = pd.read_parquet(reference / "runs.parquet")
     assert sorted(runs["run_id"]) == sorted(ref_runs["run_id"])
-    pd.testing.assert_frame_equal(comparable_results(out), comparable_results(reference))
+    pd.testing.assert_frame_equal(comparable_results(out), comparable_results(reference),
+                                  check_exact=True)
     status = run_bench("status", str(out), "--verify")
     assert status.returncode == 0, status.stdout

@@ -6,6 +6,7 @@ import json
 
 import pandas as pd
 
+from common.store_schema import folder_name
 from tests.bench.helpers import run_bench
 
 
@@ -42,6 +43,6 @@ def test_ddp_two_cpu_processes(tmp_path):
     assert len(lines) == 1  # only rank 0 reports
     doc = json.loads(lines[0])
     assert doc["status"] == "done" and "val/loss" in doc["metrics"]
-    prov = json.loads((tmp_path / "runs" / doc["run_id"].replace("/", "~") /
+    prov = json.loads((tmp_path / "runs" / folder_name(doc["run_id"]) /
                        "provenance.json").read_text())
     assert prov["devices"] == 2 and prov["strategy"] == "ddp"

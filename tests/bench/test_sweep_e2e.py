@@ -11,8 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from analysis.store import load_store
 from bench.spec import expand_tune
 from bench.suite import load_suite
+from common.store_schema import folder_name
 from tests.bench.helpers import (ROOT, bench_cmd, bench_env, comparable_results, run_bench,
                                  wandb_records)
 
@@ -64,6 +66,21 @@ def test_selection_recorded_and_used(smoke_run):
             assert choice["at_grid_edge"] == (edge and scores[choice["lr"]] is not None)
 
 
+def test_the_analysis_loads_the_store_the_runner_wrote(smoke_run):
+    """The runner → analysis joint on a real store: every run, the runner's selection.json."""
+    out, _ = smoke_run
+    store = load_store(out)
+    runs = pd.read_parquet(out / "runs.parquet")
+    assert sorted(store.runs["run_id"]) == sorted(runs["run_id"])
+    assert set(store.runs["task"]) == {t.name for t in SMOKE.tasks}  # no overrides: label = name
+    assert set(store.runs["stage"]) == {"tune", "eval"}
+    assert store.selection == json.loads((out / "selection.json").read_text())
+    assert set(store.results["run_id"].unique()) == set(runs["run_id"])
+    assert len(store.results) == len(pd.read_parquet(out / "results.parquet"))
+    impl = [json.loads(p)["optimizer_impl"] for p in runs["provenance"]]
+    assert all(isinstance(groups, list) and groups for groups in impl)  # one entry per group
+
+
 def test_status_verify_clean(smoke_run):
     out, _ = smoke_run
     proc = run_bench("status", str(out), "--verify")
@@ -75,7 +92,7 @@ def test_wandb_offline_files_readable(smoke_run):
     out, _ = smoke_run
     runs = pd.read_parquet(out / "runs.parquet")
     row = runs[runs.stage == "eval"].iloc[0]
-    run_dir = out / "runs" / row["run_id"].replace("/", "~")
+    run_dir = out / "runs" / folder_name(row["run_id"])
     records = wandb_records(run_dir)
     run = next(r["run"] for r in records if r["type"] == "run")
     assert run["project"] == "smoke" and run["run_group"] == row["task"]
@@ -94,7 +111,8 @@ def test_rerun_skips_everything(smoke_run, tmp_path):
     proc = run_bench("run", "smoke", "--out", str(out), "--workers", "1")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f"({N_TUNE + N_EVAL} finished earlier)" in proc.stdout
-    pd.testing.assert_frame_equal(comparable_results(out), before)
+    pd.testing.assert_frame_equal(comparable_results(out), before,
+                                  check_exact=True)
 
 
 def test_resume_after_sigkill_matches_uninterrupted(smoke_run, tmp_path):
@@ -114,5 +132,6 @@ def test_resume_after_sigkill_matches_uninterrupted(smoke_run, tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     runs = pd.read_parquet(out / "runs.parquet")
     assert len(runs) == N_TUNE + N_EVAL and runs["run_id"].is_unique
-    pd.testing.assert_frame_equal(comparable_results(out), comparable_results(reference))
+    pd.testing.assert_frame_equal(comparable_results(out), comparable_results(reference),
+                                  check_exact=True)
     assert run_bench("status", str(out), "--verify").returncode == 0
