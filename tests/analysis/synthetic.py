@@ -42,7 +42,7 @@ class Synthetic:
     tune_lrs: tuple[float, ...] = ()  # extra tune-stage runs at these learning rates
     random_seed: int = 0
     extra_configs_lr: dict = field(default_factory=dict)
-    implementation: str | None = None  # recorded in every run's provenance when given
+    implementation: str | None = None  # recorded as every param group's optimizer_impl in provenance when given
     test_shift: float | None = None  # also log test/loss = val/loss + test_shift
 
 
@@ -86,7 +86,7 @@ def simulate(spec: Synthetic) -> tuple[pd.DataFrame, pd.DataFrame]:
                         "wall_time_s": 1.0 + 0.01 * seed, "git_commit": commit, "git_dirty": False,
                         "provenance": json.dumps({"torch": "2.13", "numpy": np.__version__,
                                                   "cpu": "x86_64", "gpu": None, "host": "node"}
-                                                 | ({"implementation": spec.implementation}
+                                                 | ({"optimizer_impl": [spec.implementation, spec.implementation]}
                                                     if spec.implementation else {})),
                         "error": "Traceback: simulated failure" if status == "failed" else "",
                     })

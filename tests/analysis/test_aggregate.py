@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import numpy as np
 import pytest
 from scipy import stats
@@ -85,3 +86,13 @@ def test_friedman_monte_carlo_agrees_with_exact_enumeration(monkeypatch):
     monkeypatch.setattr(aggregate, "EXACT_PERMUTATIONS", 0)
     mc, mc_exact = aggregate.friedman_permutation_p(r)
     assert is_exact and not mc_exact and mc == pytest.approx(exact, abs=0.02)
+
+
+def test_a_run_ran_its_fastest_path_only_if_every_param_group_did():
+    from analysis.fairtime import ran_fastest
+
+    assert ran_fastest("adamw", json.dumps({"optimizer_impl": ["fused", "fused"]}))
+    assert not ran_fastest("adamw", json.dumps({"optimizer_impl": ["fused", "foreach"]}))
+    assert ran_fastest("sf-adamw", json.dumps({"optimizer_impl": ["foreach"]}))  # its only path
+    assert not ran_fastest("muphi", json.dumps({"optimizer_impl": ["reference"]}))
+    assert not ran_fastest("muphi", json.dumps({"cpu": "x86_64"}))  # not recorded: not known to be fast
