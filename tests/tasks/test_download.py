@@ -132,6 +132,24 @@ def test_killed_mid_way_then_resumed(tmp_path, tarball):
     assert cifar_data.load(str(tmp_path))["train_x"].shape == (30, 3, 32, 32)
 
 
+def test_concurrent_fetches_take_turns_and_fetch_once(tmp_path, tarball):
+    """Two processes ask for the same data set at once: one request, one good copy."""
+    slow = Behaviour({TARBALL: tarball}, chunk=4096, delay_s=0.01)
+    with RangeServer(slow) as url:
+        context = multiprocessing.get_context("fork")
+        children = [context.Process(target=cifar_data.download, args=(tmp_path,),
+                                    kwargs={"url": url + TARBALL, "md5_hex": _md5(tarball)})
+                    for _ in range(2)]
+        for child in children:
+            child.start()
+        for child in children:
+            child.join(60)
+    assert [c.exitcode for c in children] == [0, 0]
+    assert slow.requests == [(TARBALL, None)]
+    assert _leftovers(tmp_path) == ["cifar-10-batches-py"]
+    assert cifar_data.load(str(tmp_path))["train_y"].shape == (30,)
+
+
 def test_an_interrupted_extraction_is_redone(tmp_path, tarball):
     staging = tmp_path / ".cifar-10-batches-py.extracting"
     (staging / "cifar-10-batches-py").mkdir(parents=True)
