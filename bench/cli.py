@@ -45,8 +45,11 @@ def _assignment(text: str) -> tuple[str, str]:
 
 
 def _step_time(text: str) -> tuple[str, float]:
-    key, value = _assignment(text)
+    """`TASK=SECONDS`; TASK may be a task label, which holds '=' itself (the last one splits)."""
+    key, sep, value = text.rpartition("=")
     try:
+        if not (sep and key):
+            raise ValueError(text)
         return key, float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must look like TASK=SECONDS, got {text!r}") from None

@@ -9,7 +9,8 @@ is its step budget τ (`max_steps`) times a step time t, so a stage costs
 
 t is measured here: `measure_steps` real training steps (data, forward, backward, AdamW step)
 of each task as configured in the suite, on this machine's device, after one warm-up step;
-the median step is kept. A step time measured on a CPU says nothing about a GPU, so the
+the median step is kept. Nothing is downloaded: a task whose data is not in the cache yet is
+reported as not measured. A step time measured on a CPU says nothing about a GPU, so the
 report names the device it was measured on; `--step-time TASK=SECONDS` replaces a measurement
 (TASK is a task name, or a task label such as `cifar10[model=vit]` for one entry).
 Validation and checkpoints are not counted, so the estimate is a lower bound.
@@ -90,8 +91,11 @@ def measure_step_time(task: TaskEntry, steps: int = 3) -> StepTime:
             self.ends.append(time.perf_counter())
 
     quiet_lightning()
+    overrides = dict(task.overrides)
+    if "download" in overrides:  # a dry run reads what is there and fetches nothing
+        overrides["download"] = False
     try:
-        built = get_task(task.name, preset=task.preset, **dict(task.overrides))
+        built = get_task(task.name, preset=task.preset, **overrides)
         module, datamodule = built.build(lambda groups, total: torch.optim.AdamW(groups), seed=0)
     except DatasetError as err:
         return StepTime(None, f"not measured: {err}")

@@ -162,6 +162,19 @@ def test_cli_dry_run_of_paper_with_given_step_times(capsys):
     assert f"total: {4 * runs_per_task} runs, {hours:,.1f} device-hours" in out
 
 
+def test_cli_step_time_may_name_one_entry_by_its_label(tmp_path, capsys):
+    suite_file = tmp_path / "two.yaml"
+    suite_file.write_text(TINY.replace("tasks: [quadratic, digits]", "tasks:\n  - digits\n"
+                                       "  - {name: digits, overrides: {batch_size: 8}}"))
+    assert main(["run", str(suite_file), "--dry-run", "--step-time", "digits=2",
+                 "--step-time", "digits[batch_size=8]=1"]) == 0
+    out = capsys.readouterr().out
+    steps = get_task("digits", "smoke").config.max_steps
+    tune_total = next(line for line in out.splitlines() if line.startswith("stage tune total"))
+    assert tune_total.split()[-1] == f"{10 * steps * (1 + 2) / 3600:,.1f}"
+    assert "[2] digits[batch_size=8]: given" in out and "measured" not in out
+
+
 def test_cli_dry_run_refuses_a_step_time_for_a_task_not_in_the_suite(tiny, capsys):
     assert main(["run", str(tiny), "--dry-run", "--step-time", "cifar10=0.1"]) == 2
     err = capsys.readouterr().err
@@ -174,3 +187,19 @@ def test_cli_dry_run_refuses_a_step_time_that_is_not_a_time(tiny, capsys):
     assert "TASK=SECONDS" in capsys.readouterr().err
     assert main(["run", str(tiny), "--dry-run", "--step-time", "digits=-1"]) == 2
     assert "must be a number of seconds > 0" in capsys.readouterr().err
+
+
+def test_a_task_without_its_data_is_not_measured_and_nothing_is_fetched(tmp_path, monkeypatch):
+    from tests.tasks.range_server import Behaviour, RangeServer
+
+    suite_file = tmp_path / "cifar.yaml"
+    suite_file.write_text(TINY.replace("tasks: [quadratic, digits]", "tasks:\n  - {name: cifar10, "
+                                       "overrides: {download: true}}"))
+    monkeypatch.setenv("ANNEALBENCH_DATA", str(tmp_path / "empty"))
+    server = Behaviour({})
+    with RangeServer(server) as url:
+        monkeypatch.setenv("ANNEALBENCH_CIFAR10_URL", url + "/cifar-10-python.tar.gz")
+        text = dry_run(load_suite(suite_file), steps=2)
+    assert server.requests == []
+    assert "not measured: CIFAR-10 not found" in text and "bench data cifar10" in text
+    assert "total: 19 runs, ? device-hours" in text
