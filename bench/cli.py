@@ -1,4 +1,4 @@
-"""`python -m bench run | status | list | train`."""
+"""`python -m bench run | status | list | train | data`."""
 
 from __future__ import annotations
 
