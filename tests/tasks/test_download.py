@@ -204,6 +204,7 @@ def test_wikitext_is_fetched_and_read_as_bytes(tmp_path, wiki_zip, monkeypatch):
     assert corpus.train.dtype == torch.uint8
     assert bytes(corpus.train.tolist()) == WIKI_TEXT["train"].encode()  # 未 is 3 bytes
     assert corpus.tokenizer.decode(corpus.val) == WIKI_TEXT["valid"]
+    assert corpus.tokenizer.decode(corpus.test) == WIKI_TEXT["test"]
 
 
 def test_the_char_lm_builds_on_wikitext(tmp_path, wiki_zip, monkeypatch):
