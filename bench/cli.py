@@ -1,4 +1,4 @@
-"""`python -m bench run | status | list | train`."""
+"""`python -m bench run | status | list | train | data`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from bench import data_cmd
 from bench.errorlog import error_line, save_traceback
 from bench.errors import LockedError, StoreError, SuiteError
 from bench.slurm import SUBMITIT_CLUSTERS, SlurmParams
@@ -54,6 +55,17 @@ def _assignment(text: str) -> tuple[str, str]:
     return key, value
 
 
+def _step_time(text: str) -> tuple[str, float]:
+    """`TASK=SECONDS`; TASK may be a task label, which holds '=' itself (the last one splits)."""
+    key, sep, value = text.rpartition("=")
+    try:
+        if not (sep and key):
+            raise ValueError(text)
+        return key, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must look like TASK=SECONDS, got {text!r}") from None
+
+
 def _add_execution(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wandb", choices=WANDB_MODES, default="offline",
                    help="W&B logging (default offline; online falls back to offline if unavailable)")
@@ -65,7 +77,7 @@ def _add_execution(p: argparse.ArgumentParser) -> None:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    sub = root.add_subparsers(dest="command", required=True, metavar="{run,status,list,train}")
+    sub = root.add_subparsers(dest="command", required=True, metavar="{run,status,list,train,data}")
 
     run = sub.add_parser("run", help="run a suite (resumes what is already in --out)")
     run.add_argument("suite", help="a shipped suite's name (see `list`) or a path to a YAML file")
@@ -81,6 +93,14 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--wait-lock", type=float, default=0.0, metavar="SECONDS",
                      help="wait this long for another `bench run` on --out (default: refuse)")
     _add_execution(run)
+    dry = run.add_argument_group("dry run")
+    dry.add_argument("--dry-run", action="store_true",
+                     help="print the runs per stage and an estimate of device-hours; run nothing")
+    dry.add_argument("--step-time", dest="step_times", type=_step_time, action="append",
+                     default=[], metavar="TASK=SECONDS",
+                     help="seconds per step of TASK instead of measuring it here; repeatable")
+    dry.add_argument("--measure-steps", type=_positive_int, default=3,
+                     help="training steps measured per task (default 3)")
     slurm = run.add_argument_group("slurm launcher")
     slurm.add_argument("--submitit-cluster", choices=SUBMITIT_CLUSTERS, default="slurm",
                        help="`local` runs the job arrays on this machine")
@@ -108,6 +128,8 @@ def parser() -> argparse.ArgumentParser:
                             "override (task.data_dir=...); repeatable; lr defaults to 1e-3")
     train.add_argument("--out", type=Path, default=Path("results/train"))
     _add_execution(train)
+
+    data_cmd.add_parser(sub)
 
     one = sub.add_parser("run-one", help=argparse.SUPPRESS)  # a pool worker's multi-device run
     one.add_argument("run_dir", type=Path)
@@ -141,6 +163,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from bench.sweep import run_sweep
 
     suite = load_suite(args.suite)
+    if args.dry_run:
+        from bench.dryrun import dry_run
+        from bench.validate import validate_suite
+
+        validate_suite(suite)
+        print(dry_run(suite, dict(args.step_times), steps=args.measure_steps))
+        return 0
     options = SweepOptions(out=args.out or Path("results") / suite.name, workers=args.workers,
                            launcher=args.launcher, wandb=args.wandb, devices=args.devices,
                            strategy=args.strategy, accelerator=args.accelerator,
@@ -214,4 +243,4 @@ def _cmd_run_one(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"run": _cmd_run, "status": _cmd_status, "list": _cmd_list, "train": _cmd_train,
-             "run-one": _cmd_run_one}
+             "data": data_cmd.run, "run-one": _cmd_run_one}

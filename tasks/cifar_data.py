@@ -9,22 +9,24 @@ each a pickled dict with bytes keys (Krizhevsky, 2009). Every file is checked be
    and n equal to `num_cases_per_batch` from `batches.meta`.
 
 Any failure raises `DatasetError` naming the file, where it looked and how to get the data.
+
+Batches are data, not programs: they are read with `BatchUnpickler`, which resolves only the
+globals a batch holds (numpy's array reconstruction, `numpy.ndarray`, `numpy.dtype`, and the
+`_codecs.encode` that protocol-2 pickles use for bytes). Anything else — a crafted file whose
+`__reduce__` names `os.system`, say — is refused before it is called.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import pickle
-import tarfile
-import urllib.request
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from tasks import download as fetching
 from tasks.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 FOLDER = "cifar-10-batches-py"
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 TARBALL_MD5 = "c58f30108f718f92721af3b95e74349a"
+ARCHIVE = fetching.Archive(name="cifar10", url=URL, md5=TARBALL_MD5,
+                           filename="cifar-10-python.tar.gz", folder=FOLDER)
 PUBLISHED_MD5 = {
     "data_batch_1": "c99cafc152244af753f735de768cd75f",
     "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
@@ -45,16 +49,31 @@ TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILE = "test_batch"
 META_FILE = "batches.meta"
 MANIFEST = "MD5SUMS"
-HOW_TO_GET = (f"download and extract {URL} (MD5 {TARBALL_MD5}) into that directory, set "
+HOW_TO_GET = (f"run `python -m bench data cifar10` (fetches {URL}, MD5 {TARBALL_MD5}), set "
               "ANNEALBENCH_DATA or the override data_dir to where it is, or pass download=True")
+# (module, name) of every global a CIFAR-10 batch pickle refers to (numpy 1 and 2 spellings).
+ALLOWED_GLOBALS = frozenset({
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+})
 
 
 def default_root() -> Path:
     """`$ANNEALBENCH_DATA/cifar10` when the variable is set, else `~/.cache/annealbench/cifar10`."""
-    base = os.environ.get("ANNEALBENCH_DATA")
-    if base:
-        return Path(base).expanduser() / "cifar10"
-    return Path("~/.cache/annealbench/cifar10").expanduser()
+    return fetching.data_home() / ARCHIVE.name
+
+
+class BatchUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only `ALLOWED_GLOBALS`; any other global is refused."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in ALLOWED_GLOBALS:
+            raise pickle.UnpicklingError(
+                f"it refers to {module}.{name}, which a CIFAR-10 batch never holds (allowed: "
+                f"{', '.join(sorted(f'{m}.{n}' for m, n in ALLOWED_GLOBALS))}); refused "
+                "without running it")
+        return super().find_class(module, name)
 
 
 def find_batches(root: Path) -> Path:
@@ -67,12 +86,7 @@ def find_batches(root: Path) -> Path:
     raise DatasetError(f"CIFAR-10 not found: no {META_FILE} in {looked}; {HOW_TO_GET}")
 
 
-def md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+md5 = fetching.md5
 
 
 def expected_checksums(folder: Path) -> dict[str, str]:
@@ -103,7 +117,7 @@ def _unpickle(path: Path, checksums: dict[str, str]) -> dict:
         raise _fail(path, f"fails its checksum (MD5 {got}, expected {want}): truncated or altered")
     try:
         with path.open("rb") as f:
-            content = pickle.load(f, encoding="bytes")
+            content = BatchUnpickler(f, encoding="bytes").load()
     except Exception as err:  # noqa: BLE001 - any unreadable pickle is the same data error
         raise _fail(path, f"cannot be read as a pickled batch ({type(err).__name__}: {err})") \
             from err
@@ -164,21 +178,6 @@ def load(root: str) -> dict[str, torch.Tensor]:
     return {"train_x": train_x, "train_y": train_y, "test_x": test_x, "test_y": test_y}
 
 
-def download(root: Path) -> None:
-    """Fetch the published tarball into `root`, verify its MD5 and extract it."""
-    root.mkdir(parents=True, exist_ok=True)
-    tarball = root / "cifar-10-python.tar.gz"
-    partial = tarball.with_suffix(".part")
-    log.info("downloading %s to %s", URL, tarball)
-    try:
-        urllib.request.urlretrieve(URL, partial)
-    except OSError as err:
-        raise DatasetError(f"downloading {URL} into {root} failed ({err}); {HOW_TO_GET}") from err
-    got = md5(partial)
-    if got != TARBALL_MD5:
-        partial.unlink(missing_ok=True)
-        raise DatasetError(f"the download of {URL} has MD5 {got}, expected {TARBALL_MD5}")
-    partial.replace(tarball)
-    with tarfile.open(tarball, "r:gz") as archive:
-        archive.extractall(root, filter="data")
-    tarball.unlink()
+def download(root: Path, *, url: str | None = None, md5_hex: str | None = None) -> Path:
+    """Fetch, verify and extract the published tarball into `root` (see `tasks.download`)."""
+    return fetching.ensure(ARCHIVE, root, url=url, md5_hex=md5_hex)

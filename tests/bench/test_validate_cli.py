@@ -52,7 +52,8 @@ def test_duplicate_configurations_are_refused():
 
 
 def test_shipped_suites_validate_against_the_registries():
-    for name in ("smoke", "quick", "paper"):
+    # paper and paper-filter: tests/bench/test_dryrun.py (skipped until their peers are registered)
+    for name in ("smoke", "quick"):
         suite = load_suite(name)
         if all(t.name in __import__("tasks").TASK_NAMES for t in suite.tasks):
             validate_suite(suite)

@@ -125,3 +125,55 @@ def test_augmentation_is_a_padded_crop_with_optional_flip():
     assert 0 < flips < len(out)
     again = augment(images, torch.Generator().manual_seed(0))
     assert torch.equal(out, again)
+
+
+class _WritesAFile:
+    """What a crafted batch could hold: unpickling it would create `target`."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        import pathlib
+        return pathlib.Path.touch, (pathlib.Path(self.target),)
+
+
+def test_a_batch_that_would_run_code_is_refused_without_running_it(cifar_root, tmp_path):
+    folder = cifar_root / "cifar-10-batches-py"
+    target = tmp_path / "written-by-the-pickle"
+    crafted = pickle.dumps({b"data": _WritesAFile(str(target)), b"labels": []}, protocol=2)
+    assert b"pathlib" in crafted  # plain pickle.loads(crafted) would create `target`
+    (folder / "data_batch_2").write_bytes(crafted)
+    write_manifest(folder)  # the checksum matches: the manifest is as user-controlled as the file
+    with pytest.raises(DatasetError) as err:
+        cifar_data.load(str(cifar_root))
+    assert "data_batch_2" in str(err.value) and "refused" in str(err.value)
+    assert "getattr, which a CIFAR-10 batch never holds" in str(err.value)
+    assert not target.exists()
+
+
+def test_the_unpickler_admits_a_real_batch_written_by_python2_numpy(tmp_path):
+    """A batch pickled the way the published files were (numpy.core paths, bytes keys)."""
+    data = np.arange(2 * 3072, dtype=np.uint8).reshape(2, 3072)
+    raw = pickle.dumps({b"data": data, b"labels": [1, 2]}, protocol=2)
+    legacy = raw.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+    assert b"numpy.core.multiarray" in legacy
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(legacy)
+    with path.open("rb") as f:
+        batch = cifar_data.BatchUnpickler(f, encoding="bytes").load()
+    assert np.array_equal(batch[b"data"], data) and batch[b"labels"] == [1, 2]
+
+
+def test_training_batches_are_a_function_of_seed_and_step(cifar_root):
+    """Augmentation draws from (seed, step): a resumed run sees exactly the same batches."""
+    task = get_task("cifar10", "smoke", data_dir=str(cifar_root), batch_size=8)
+
+    def batches(seed, steps):
+        _, datamodule = task.build(adamw(1e-3), seed=seed)
+        return [datamodule.make_batch(k)[0] for k in steps]
+
+    first = batches(1, [0, 1, 2, 3])
+    assert all(torch.equal(a, b) for a, b in zip(first[2:], batches(1, [2, 3])))
+    assert not torch.equal(first[0], first[1])
+    assert not torch.equal(first[0], batches(2, [0])[0])
