@@ -5,7 +5,8 @@ play in a folder per genre). `strip_markup` turns one into plain text in the lay
 familiar Tiny Shakespeare file: headings lose their `#`, speaker tags `**NAME**` become
 `NAME:`, emphasis underscores and backslash escapes go, and trailing spaces (Markdown line
 breaks) are dropped. Plays are joined in the order of their sorted relative paths, so the text,
-the vocabulary and the 90/10 split are the same on every machine.
+the vocabulary and the contiguous 90/5/5 train / validation / test split are the same on every
+machine.
 """
 
 from __future__ import annotations
@@ -106,17 +107,20 @@ class CharTokenizer:
 class Corpus:
     tokenizer: CharTokenizer
     train: torch.Tensor          # ids of the first 90% of the text
-    val: torch.Tensor            # ids of the last 10%
+    val: torch.Tensor            # ids of the next 5%
+    test: torch.Tensor           # ids of the last 5%
 
 
 @lru_cache(maxsize=4)
-def load_corpus(text_path: str = "", val_fraction: float = 0.1) -> Corpus:
-    """Tokenised corpus with a contiguous split: first `1 - val_fraction` trains."""
+def load_corpus(text_path: str = "", held_out: float = 0.1) -> Corpus:
+    """Tokenised corpus, split contiguously: the first `1 - held_out` of the characters train,
+    the first half of the rest validates and the second half tests."""
     text = load_text(text_path)
     tokenizer = CharTokenizer.from_text(text)
     ids = tokenizer.encode(text)
-    cut = int(len(ids) * (1.0 - val_fraction))
-    return Corpus(tokenizer, ids[:cut], ids[cut:])
+    cut = int(len(ids) * (1.0 - held_out))
+    middle = cut + (len(ids) - cut) // 2
+    return Corpus(tokenizer, ids[:cut], ids[cut:middle], ids[middle:])
 
 
 def unigram_cross_entropy(train: torch.Tensor, val: torch.Tensor, vocab_size: int) -> float:
