@@ -164,8 +164,9 @@ class TaskModule(pl.LightningModule):
 
     def _note_if_bad(self, loss: torch.Tensor) -> None:
         """Record this step (1-based) as the first bad one if `loss` is the first non-finite."""
-        if self._first_bad is None:
-            self._first_bad = torch.zeros((), dtype=torch.long, device=loss.device)
+        if self._first_bad is None or self._first_bad.device != loss.device:  # first step, resume
+            previous = 0 if self._first_bad is None else int(self._first_bad)
+            self._first_bad = torch.full((), previous, dtype=torch.long, device=loss.device)
         fresh = ~torch.isfinite(loss) & (self._first_bad == 0)
         self._first_bad.masked_fill_(fresh, self.global_step + 1)
 

@@ -72,7 +72,8 @@ class Task:
                 "num_sanity_val_steps": 0, "precision": c.precision}
 
     def describe(self) -> dict[str, Any]:
-        """What the task is, its model and size, its steps per preset and its data source."""
+        """What the task is, its model and size, its steps per preset, its data source and the
+        sizes of its train / validation / test parts."""
         net = self.spec.make_net(self.config)
         return {
             "task": self.name,
