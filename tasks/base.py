@@ -1,8 +1,11 @@
-"""The Lightning module every task shares: optimizer wiring, logging cadence, divergence.
+"""The Lightning module every task shares: optimizer wiring, logging cadence, divergence, evaluation.
 
 A task supplies a network and three small functions (training loss, evaluation sums, evaluation
 metrics); everything else lives here once:
 
+- `TaskModule.create` builds the network from the seed's initialisation stream (so a seed fixes
+  the weights whatever the optimizer), puts it in channels-last format and compiles it when the
+  configuration asks, and wires the cadence.
 - `configure_optimizers` calls the runner's factory with two parameter groups (weight decay off,
   `weight_decay=0.0`, for tensors with fewer than two dimensions: biases, norm weights, the
   quadratic's iterate) and the budget τ = `max_steps`.
@@ -12,7 +15,13 @@ metrics); everything else lives here once:
   `group["rms_step"]` when it writes one, else measured on that step alone as
   sqrt(mean_i Δ²[t+1,i]) over all coordinates from a snapshot of the weights) and
   `time/elapsed_s` (wall time since training started).
-- A non-finite mean training loss at a log step stops the fit and sets `diverged_at_step`.
+- Divergence: every step folds "is this step's training loss finite?" into a device-side
+  first-bad-step tensor (no host synchronisation); the logged steps read it, and the first
+  non-finite loss stops the fit with `diverged_at_step` = that step's 1-based index, exactly.
+- Evaluation runs over two fixed sets, validation then test; the task's `eval_metrics` names its
+  metrics `val/...`, and the same metrics of the test set are logged as `test/...`. The sums are
+  added over every process before the metrics are formed, so several DDP processes (each taking
+  every W-th example) report the metric of the whole set.
 - Optimizers with `.train()`/`.eval()` (schedule-free AdamW) are switched to evaluation weights
   for every evaluation and back afterwards; checkpoints are always written in training mode.
 """
@@ -23,7 +32,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 import pytorch_lightning as pl
 import torch
@@ -34,6 +43,22 @@ from tasks import seeding
 log = logging.getLogger(__name__)
 
 OptimizerFactory = Callable[[list[dict], int], torch.optim.Optimizer]
+SPLITS: tuple[str, ...] = ("val", "test")   # the evaluation sets, in dataloader order
+
+
+def init_net(make_net: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """`make_net()` with torch's global generator seeded from `seed`'s initialisation stream."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seeding.derive_seed(seed, seeding.INIT))
+        return make_net()
+
+
+def split_metrics(metrics: dict[str, float], split: str) -> dict[str, float]:
+    """`val/...` metric names renamed to `split/...`."""
+    for name in metrics:
+        if not name.startswith("val/"):
+            raise ValueError(f"eval_metrics must name its metrics 'val/...', got {name!r}")
+    return {f"{split}/{name[4:]}": value for name, value in metrics.items()}
 
 
 def param_groups(net: nn.Module) -> list[dict]:
@@ -71,7 +96,24 @@ class TaskModule(pl.LightningModule):
         self._loss_count = 0
         self._snapshot: list[torch.Tensor] | None = None
         self._started = 0.0
-        self._val_sums: dict[str, torch.Tensor] = {}
+        self._first_bad: torch.Tensor | None = None   # 1-based step of the first non-finite loss
+        self._eval_sums: list[dict[str, torch.Tensor]] = [{} for _ in SPLITS]
+
+    @classmethod
+    def create(cls, cfg: Any, make_net: Callable[[], nn.Module], optimizer_factory:
+               OptimizerFactory, seed: int, **kwargs: Any) -> Self:
+        """The module for config `cfg` (a `TrainConfig`) with the network `make_net()` builds.
+
+        The network is initialised from `seed`'s initialisation stream, converted to
+        channels-last when `cfg.channels_last`, and compiled in place when `cfg.compile_model`.
+        """
+        net = init_net(make_net, seed)
+        if getattr(cfg, "channels_last", False):
+            net = net.to(memory_format=torch.channels_last)
+        if cfg.compile_model:
+            net.compile()
+        return cls(net, optimizer_factory, total_steps=cfg.max_steps, log_every=cfg.log_every,
+                   seed=seed, **kwargs)
 
     # --- what a task defines -------------------------------------------------------------
     def training_loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -82,7 +124,7 @@ class TaskModule(pl.LightningModule):
         raise NotImplementedError
 
     def eval_metrics(self, sums: dict[str, float]) -> dict[str, float]:
-        """`val/...` metrics from the evaluation set's sums."""
+        """Metrics named `val/...` from an evaluation set's sums (logged again as `test/...`)."""
         raise NotImplementedError
 
     # --- optimizer -----------------------------------------------------------------------
@@ -117,7 +159,16 @@ class TaskModule(pl.LightningModule):
         detached = loss.detach().float()
         self._loss_sum = detached if self._loss_sum is None else self._loss_sum + detached
         self._loss_count += 1
+        self._note_if_bad(detached)
         return loss
+
+    def _note_if_bad(self, loss: torch.Tensor) -> None:
+        """Record this step (1-based) as the first bad one if `loss` is the first non-finite."""
+        if self._first_bad is None or self._first_bad.device != loss.device:  # first step, resume
+            previous = 0 if self._first_bad is None else int(self._first_bad)
+            self._first_bad = torch.full((), previous, dtype=torch.long, device=loss.device)
+        fresh = ~torch.isfinite(loss) & (self._first_bad == 0)
+        self._first_bad.masked_fill_(fresh, self.global_step + 1)
 
     def _is_log_step(self, step: int) -> bool:
         return step % self.log_every == 0
@@ -162,27 +213,43 @@ class TaskModule(pl.LightningModule):
         # whole step of the small models, and nothing here needs its aggregation.
         for logger in self.loggers:
             logger.log_metrics(metrics, step=step)
-        if not math.isfinite(loss):
-            log.warning("training loss %s at step %d: stopping (diverged)", loss, step)
-            self.diverged_at_step = step
+        first_bad = 0 if self._first_bad is None else int(self._first_bad)
+        if first_bad:
+            log.warning("non-finite training loss at step %d: stopping (diverged)", first_bad)
+            self.diverged_at_step = first_bad
             self.trainer.should_stop = True
 
     # --- evaluation ----------------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
-        self._val_sums = {}
+        self._eval_sums = [{} for _ in SPLITS]
         self._set_optimizer_mode("eval")
 
-    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int,
+                        dataloader_idx: int = 0) -> None:
+        sums = self._eval_sums[dataloader_idx]
         for key, value in self.eval_sums(batch).items():
             value = value.detach().double()
-            previous = self._val_sums.get(key)
-            self._val_sums[key] = value if previous is None else previous + value
+            previous = sums.get(key)
+            sums[key] = value if previous is None else previous + value
+
+    def _global_sums(self, sums: dict[str, torch.Tensor]) -> dict[str, float]:
+        """The sums added over every process (one all-reduce), read on the host."""
+        keys = sorted(sums)
+        stacked = torch.stack([sums[k].reshape(()) for k in keys])
+        if self.trainer.world_size > 1:
+            stacked = self.trainer.strategy.reduce(stacked, reduce_op="sum")
+        return dict(zip(keys, stacked.tolist()))
 
     def on_validation_epoch_end(self) -> None:
-        sums = {k: _as_float(v) for k, v in self._val_sums.items()}
-        if sums:
-            metrics = {"step": float(self.global_step), **self.eval_metrics(sums)}
-            self.log_dict(metrics, on_step=False, on_epoch=True)
+        metrics: dict[str, float] = {}
+        for split, sums in zip(SPLITS, self._eval_sums):
+            if sums:
+                metrics |= split_metrics(self.eval_metrics(self._global_sums(sums)), split)
+        if metrics:
+            # Every process holds the same, already global values: Lightning's `sync_dist`
+            # averages identical copies (exact), and keeps it from warning about unsynced metrics.
+            self.log_dict({"step": float(self.global_step), **metrics}, on_step=False,
+                          on_epoch=True, add_dataloader_idx=False, sync_dist=True)
         self._set_optimizer_mode("train")
 
     # --- checkpoints ---------------------------------------------------------------------
@@ -193,6 +260,7 @@ class TaskModule(pl.LightningModule):
         checkpoint["annealbench"] = {
             "loss_sum": _as_float(self._loss_sum) if pending else None,
             "loss_count": self._loss_count if pending else 0,
+            "first_bad_step": 0 if self._first_bad is None else int(self._first_bad),
             "diverged_at_step": self.diverged_at_step}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -201,15 +269,51 @@ class TaskModule(pl.LightningModule):
         self._loss_sum = None if loss_sum is None else torch.tensor(loss_sum)
         self._loss_count = state.get("loss_count", 0)
         self.diverged_at_step = state.get("diverged_at_step")
+        first_bad = state.get("first_bad_step", 0)
+        self._first_bad = torch.tensor(first_bad) if first_bad else None
 
 
 def classification_sums(logits: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Summed cross-entropy, number correct and count for a batch of class logits."""
-    loss = nn.functional.cross_entropy(logits.float(), y, reduction="sum")
+    """Summed cross-entropy, number correct and count; logits `(..., C)`, labels `(...)`."""
+    logits, y = logits.flatten(0, -2).float(), y.flatten()
+    loss = nn.functional.cross_entropy(logits, y, reduction="sum")
     correct = (logits.argmax(dim=-1) == y).sum()
     return {"loss": loss, "correct": correct, "count": torch.tensor(y.numel())}
 
 
-def classification_metrics(sums: dict[str, float]) -> dict[str, float]:
-    """`val/loss` (mean cross-entropy, nats) and `val/acc` (fraction correct)."""
-    return {"val/loss": sums["loss"] / sums["count"], "val/acc": sums["correct"] / sums["count"]}
+class Classifier(TaskModule):
+    """`net(x)` gives class logits `(..., C)` for labels `y` `(...)`: cross-entropy, accuracy.
+
+    `val/loss` is the mean cross-entropy in nats per label, `val/acc` the fraction correct.
+    """
+
+    def training_loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        x, y = batch
+        return nn.functional.cross_entropy(self.net(x).flatten(0, -2), y.flatten())
+
+    def eval_sums(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        x, y = batch
+        return classification_sums(self.net(x), y)
+
+    def eval_metrics(self, sums: dict[str, float]) -> dict[str, float]:
+        return {"val/loss": sums["loss"] / sums["count"],
+                "val/acc": sums["correct"] / sums["count"]}
+
+
+class Regressor(TaskModule):
+    """`net(x)` predicts targets `y` of the same shape: mean squared error.
+
+    `val/loss` = Σ (net(x) − y)² / (number of target values).
+    """
+
+    def training_loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        x, y = batch
+        return nn.functional.mse_loss(self.net(x).reshape(y.shape), y)
+
+    def eval_sums(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        x, y = batch
+        se = ((self.net(x).reshape(y.shape).float() - y) ** 2).sum()
+        return {"se": se, "count": torch.tensor(y.numel())}
+
+    def eval_metrics(self, sums: dict[str, float]) -> dict[str, float]:
+        return {"val/loss": sums["se"] / sums["count"]}

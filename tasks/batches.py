@@ -6,6 +6,10 @@ holds positions `[kB, (k+1)B)` of the concatenated permutations. The iterable st
 trainer's current step, so a resumed run continues with exactly the batches it would have seen
 (Lightning's prefetching does not matter). There are no worker processes: a batch is a gather
 from tensors that are already in memory.
+
+Evaluation uses two fixed sets, validation and test (`tasks.base.SPLITS`), handed to Lightning
+as two dataloaders; under DDP each of W processes takes every W-th example of each batch, and
+the module adds the sums over the processes.
 """
 
 from __future__ import annotations
@@ -60,10 +64,23 @@ class StepBatches:
 
 
 class FixedBatches:
-    """The evaluation set: the same batches, in the same order, every time."""
+    """An evaluation set: the same batches, in the same order, every time."""
 
     def __init__(self, batches: Sequence[Batch]) -> None:
         self.batches = list(batches)
+
+    def examples(self) -> int:
+        return sum(b[0].shape[0] for b in self.batches)
+
+    def shard(self, rank: int, world_size: int) -> FixedBatches:
+        """Process `rank`'s share: rows `rank`, `rank + W`, ... of every batch.
+
+        Every process sees as many batches as the others (some possibly empty), and together
+        they see each example exactly once.
+        """
+        if world_size == 1:
+            return self
+        return FixedBatches([tuple(t[rank::world_size] for t in batch) for batch in self.batches])
 
     def __iter__(self) -> Iterator[Batch]:
         return iter(self.batches)
@@ -80,12 +97,17 @@ def chunks(tensors: Sequence[torch.Tensor], batch_size: int) -> FixedBatches:
 
 
 class InMemoryDataModule(pl.LightningDataModule):
-    """A data module over in-memory tensors; `make_batch(step)` defines the training stream."""
+    """A data module over in-memory tensors; `make_batch(step)` defines the training stream.
 
-    def __init__(self, make_batch: Callable[[int], Batch], val_batches: FixedBatches) -> None:
+    `val_batches` select the learning rate, `test_batches` give the verdicts' metrics.
+    """
+
+    def __init__(self, make_batch: Callable[[int], Batch], val_batches: FixedBatches,
+                 test_batches: FixedBatches) -> None:
         super().__init__()
         self.make_batch = make_batch
         self.val_batches = val_batches
+        self.test_batches = test_batches
 
     def _current_step(self) -> int:
         trainer = getattr(self, "trainer", None)
@@ -94,11 +116,22 @@ class InMemoryDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> StepBatches:
         return StepBatches(self.make_batch, self._current_step)
 
-    def val_dataloader(self) -> FixedBatches:
-        return self.val_batches
+    def val_dataloader(self) -> list[FixedBatches]:
+        trainer = getattr(self, "trainer", None)
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        return [self.val_batches.shard(rank, world), self.test_batches.shard(rank, world)]
 
 
 def sample_batch(tensors: Sequence[torch.Tensor], order: EpochPermutations, step: int) -> Batch:
     """The training batch of `step`: a gather of `order.indices(step)` from every tensor."""
     idx = order.indices(step)
     return tuple(t[idx] for t in tensors)
+
+
+def supervised(train: Sequence[torch.Tensor], val: Sequence[torch.Tensor],
+               test: Sequence[torch.Tensor], batch_size: int, seed: int,
+               eval_batch: int = 1024) -> InMemoryDataModule:
+    """Training batches in the seed's epoch order; validation and test in fixed chunks."""
+    order = EpochPermutations(train[0].shape[0], batch_size, seed)
+    return InMemoryDataModule(lambda step: sample_batch(train, order, step),
+                              chunks(val, eval_batch), chunks(test, eval_batch))

@@ -5,8 +5,9 @@ else `$ANNEALBENCH_DATA/cifar10`, else `~/.cache/annealbench/cifar10`; with `dow
 published tarball is fetched there first when the files are missing. Images stay in memory as
 uint8; each training batch is augmented as one tensor (random crop with 4 pixels of zero
 padding, horizontal flip with probability ½, offsets and flips drawn from the seed's data
-stream for that step), then normalised with the training set's channel statistics. Evaluation
-uses the first `val_images` test images.
+stream for that step), then normalised with the training set's channel statistics. Validation
+uses `val_images` training images held out from training (drawn from the seed's split stream);
+the test metrics use the first `test_images` images of the test batch.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from tasks import cifar_data, seeding
-from tasks.base import (OptimizerFactory, TaskModule, classification_metrics,
-                        classification_sums)
+from tasks.base import Classifier, OptimizerFactory
 from tasks.batches import EpochPermutations, InMemoryDataModule, chunks
-from tasks.config import TrainConfig, in_unit_interval, positive
+from tasks.config import VisionConfig, in_unit_interval, positive
 from tasks.errors import DatasetError
 from tasks.spec import TaskSpec
 from tasks.vision import ResNet18, ViT
@@ -35,7 +35,7 @@ PAD = 4
 
 
 @dataclass(frozen=True)
-class Cifar10Config(TrainConfig):
+class Cifar10Config(VisionConfig):
     model: Literal["resnet18", "vit"] = "resnet18"
     width: int = 64                  # ResNet-18 base width (64 in He et al.)
     vit_width: int = 192             # ViT embedding width
@@ -44,7 +44,8 @@ class Cifar10Config(TrainConfig):
     patch: int = 4                   # ViT patch size in pixels
     dropout: float = 0.0             # ViT dropout
     augment: bool = True             # random crop + flip on training batches
-    val_images: int = 10000          # test images used for evaluation
+    val_images: int = 5000           # training images held out for validation
+    test_images: int = 10000         # test images used for the test metrics
     data_dir: str = ""               # empty: the default location (see `cifar_data.default_root`)
     download: bool = False           # fetch the published tarball when the files are missing
     max_steps: int = 2000
@@ -54,7 +55,8 @@ class Cifar10Config(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        positive(self, "width", "vit_width", "vit_depth", "vit_heads", "patch", "val_images")
+        positive(self, "width", "vit_width", "vit_depth", "vit_heads", "patch", "val_images",
+                 "test_images")
         if self.vit_width % self.vit_heads:
             raise ValueError(f"vit_width={self.vit_width} must be divisible by "
                              f"vit_heads={self.vit_heads}")
@@ -91,19 +93,6 @@ def normalise(images: torch.Tensor) -> torch.Tensor:
     return (images.float() / 255.0 - mean) / std
 
 
-class Cifar10Module(TaskModule):
-    def training_loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        x, y = batch
-        return F.cross_entropy(self.net(x), y)
-
-    def eval_sums(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
-        x, y = batch
-        return classification_sums(self.net(x), y)
-
-    def eval_metrics(self, sums: dict[str, float]) -> dict[str, float]:
-        return classification_metrics(sums)
-
-
 def load_data(cfg: Cifar10Config) -> dict[str, torch.Tensor]:
     root = data_root(cfg)
     if cfg.download:
@@ -116,7 +105,13 @@ def load_data(cfg: Cifar10Config) -> dict[str, torch.Tensor]:
 
 def build(cfg: Cifar10Config, factory: OptimizerFactory, seed: int):
     data = load_data(cfg)
-    train_x, train_y = data["train_x"], data["train_y"]
+    n_train = len(data["train_y"])
+    if not cfg.val_images < n_train:
+        raise ValueError(f"val_images={cfg.val_images} leaves none of the {n_train} training "
+                         "images to train on")
+    perm = torch.randperm(n_train, generator=seeding.generator(seed, seeding.SPLIT))
+    held, kept = perm[:cfg.val_images], perm[cfg.val_images:]
+    train_x, train_y = data["train_x"][kept], data["train_y"][kept]
     order = EpochPermutations(len(train_y), cfg.batch_size, seed)
 
     def batch(step: int) -> tuple[torch.Tensor, ...]:
@@ -126,14 +121,12 @@ def build(cfg: Cifar10Config, factory: OptimizerFactory, seed: int):
             images = augment(images, seeding.generator(seed, seeding.AUGMENT, step))
         return normalise(images), train_y[idx]
 
-    n_val = min(cfg.val_images, len(data["test_y"]))
-    val = chunks((normalise(data["test_x"][:n_val]), data["test_y"][:n_val]), 500)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seeding.derive_seed(seed, seeding.INIT))
-        net = make_net(cfg)
-    module = Cifar10Module(net, factory, total_steps=cfg.max_steps, log_every=cfg.log_every,
-                           seed=seed, reseed_dropout=cfg.model == "vit" and cfg.dropout > 0)
-    return module, InMemoryDataModule(batch, val)
+    n_test = min(cfg.test_images, len(data["test_y"]))
+    val = chunks((normalise(data["train_x"][held]), data["train_y"][held]), 500)
+    test = chunks((normalise(data["test_x"][:n_test]), data["test_y"][:n_test]), 500)
+    module = Classifier.create(cfg, lambda: make_net(cfg), factory, seed,
+                               reseed_dropout=cfg.model == "vit" and cfg.dropout > 0)
+    return module, InMemoryDataModule(batch, val, test)
 
 
 def _model(cfg: Cifar10Config) -> str:
@@ -148,9 +141,11 @@ SPEC = TaskSpec(
     summary="CIFAR-10 image classification, ResNet-18 or ViT (model=resnet18|vit)",
     presets={
         "smoke": Cifar10Config(width=8, vit_width=16, vit_depth=1, vit_heads=2, max_steps=40,
-                               val_every=20, log_every=10, batch_size=16, val_images=200),
+                               val_every=20, log_every=10, batch_size=16, val_images=40,
+                               test_images=200),
         "quick": Cifar10Config(width=8, vit_width=64, vit_depth=2, vit_heads=2, max_steps=300,
-                               val_every=100, log_every=20, batch_size=64, val_images=2000),
+                               val_every=15, log_every=15, batch_size=64, val_images=1000,
+                               test_images=1000),
         "paper": Cifar10Config(width=64, max_steps=20000, val_every=1000, log_every=100,
                                batch_size=128),
     },
@@ -158,4 +153,6 @@ SPEC = TaskSpec(
     make_net=make_net,
     model=_model,
     data_source=lambda c: f"CIFAR-10 python batches from {data_root(c)} (not embedded)",
+    splits=lambda c: {"train": 50000 - c.val_images, "val": c.val_images,
+                      "test": min(c.test_images, 10000)},
 )

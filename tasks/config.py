@@ -15,6 +15,10 @@ from typing import Any, Literal
 
 PRESETS: tuple[str, ...] = ("smoke", "quick", "paper")
 
+# Lightning's precision settings a task may ask for: full float32 (the default), float64, and
+# bfloat16 / float16 mixed or true precision (`bf16-mixed` also runs on a CPU).
+Precision = Literal["32-true", "64-true", "bf16-mixed", "bf16-true", "16-mixed", "16-true"]
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -24,6 +28,8 @@ class TrainConfig:
     val_every: int = 250      # steps between evaluations; divides max_steps
     log_every: int = 50       # steps between training-metric logs; divides val_every
     batch_size: int = 32      # examples (or sequences) per step
+    precision: Precision = "32-true"  # handed to `pl.Trainer(precision=...)`
+    compile_model: bool = False       # `torch.compile` the network (in place) before training
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "val_every", "log_every", "batch_size"):
@@ -34,6 +40,28 @@ class TrainConfig:
             raise ValueError(f"val_every={self.val_every} must divide max_steps={self.max_steps}")
         if self.val_every % self.log_every:
             raise ValueError(f"log_every={self.log_every} must divide val_every={self.val_every}")
+
+
+@dataclass(frozen=True)
+class HeldOutConfig(TrainConfig):
+    """A task whose examples are cut into disjoint train / validation / test parts."""
+
+    val_fraction: float = 0.2        # share of the examples held out for validation (lr tuning)
+    test_fraction: float = 0.2       # share held out for the test metrics (verdicts)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        positive(self, "val_fraction", "test_fraction")
+        if not self.val_fraction + self.test_fraction < 1.0:
+            raise ValueError(f"val_fraction + test_fraction must be < 1, got "
+                             f"{self.val_fraction} + {self.test_fraction}")
+
+
+@dataclass(frozen=True)
+class VisionConfig(TrainConfig):
+    """Image tasks: the convolutions may run in the channels-last memory format (GPUs)."""
+
+    channels_last: bool = False      # weights (and so activations) in `torch.channels_last`
 
 
 def positive(config: Any, *names: str) -> None:

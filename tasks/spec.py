@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 from torch import nn
 
 from tasks.base import OptimizerFactory, TaskModule
-from tasks.config import PRESETS, TrainConfig
+from tasks.config import PRESETS, TrainConfig, apply_overrides
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,8 @@ class TaskSpec:
     make_net: Callable[[Any], nn.Module]           # the network alone (for parameter counts)
     model: Callable[[Any], str]                    # a short description of the network
     data_source: Callable[[Any], str]              # where the data comes from
+    # examples (or characters, or a sentence) per part: train, val and test
+    splits: Callable[[Any], Mapping[str, Any]] = lambda c: {"train": "?", "val": "?", "test": "?"}
 
     def __post_init__(self) -> None:
         if tuple(self.presets) != PRESETS:
@@ -39,6 +41,14 @@ class Task:
     preset: str
     config: Any
 
+    @classmethod
+    def of(cls, spec: TaskSpec, preset: str = "quick", **overrides: Any) -> Task:
+        """`spec` at `preset` (one of `PRESETS`) with typed `overrides` of its config."""
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
+        return cls(spec=spec, preset=preset,
+                   config=apply_overrides(spec.presets[preset], spec.name, overrides))
+
     @property
     def name(self) -> str:
         return self.spec.name
@@ -51,7 +61,7 @@ class Task:
         return self.spec.build(self.config, optimizer_factory, seed)
 
     def trainer_kwargs(self) -> dict[str, Any]:
-        """The task's cadence for `pl.Trainer`: nothing about devices or loggers.
+        """The task's cadence and precision for `pl.Trainer`: nothing about devices or loggers.
 
         No sanity validation before training: the tasks' evaluation is tested, and in a sweep
         those batches would be evaluated once per run for nothing.
@@ -59,10 +69,11 @@ class Task:
         c = self.config
         return {"max_steps": c.max_steps, "val_check_interval": c.val_every,
                 "check_val_every_n_epoch": None, "log_every_n_steps": c.log_every,
-                "num_sanity_val_steps": 0}
+                "num_sanity_val_steps": 0, "precision": c.precision}
 
     def describe(self) -> dict[str, Any]:
-        """What the task is, its model and size, its steps per preset and its data source."""
+        """What the task is, its model and size, its steps per preset, its data source and the
+        sizes of its train / validation / test parts."""
         net = self.spec.make_net(self.config)
         return {
             "task": self.name,
@@ -73,4 +84,5 @@ class Task:
             "batch_size": self.config.batch_size,
             "steps": {name: cfg.max_steps for name, cfg in self.spec.presets.items()},
             "data": self.spec.data_source(self.config),
+            "splits": dict(self.spec.splits(self.config)),
         }

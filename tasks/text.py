@@ -16,7 +16,8 @@ play in a folder per genre). `strip_markup` turns one into plain text in the lay
 familiar Tiny Shakespeare file: headings lose their `#`, speaker tags `**NAME**` become
 `NAME:`, emphasis underscores and backslash escapes go, and trailing spaces (Markdown line
 breaks) are dropped. Plays are joined in the order of their sorted relative paths, so the text,
-the vocabulary and the 90/10 split are the same on every machine.
+the vocabulary and the contiguous 90/5/5 train / validation / test split are the same on every
+machine.
 """
 
 from __future__ import annotations
@@ -141,8 +142,8 @@ class ByteTokenizer:
 class Corpus:
     tokenizer: CharTokenizer | ByteTokenizer
     train: torch.Tensor          # shakespeare: ids of the first 90% of the text
-    val: torch.Tensor            # shakespeare: ids of the last 10%
-    test: torch.Tensor | None = None  # a published held-out split where there is one
+    val: torch.Tensor            # shakespeare: ids of the next 5%
+    test: torch.Tensor           # shakespeare: ids of the last 5%; WikiText: its published test file
 
 
 def wikitext_folder(text_path: str = "") -> Path:
@@ -177,11 +178,12 @@ def vocab_size(text_path: str = "", *, corpus: str = "shakespeare") -> int:
 
 
 @lru_cache(maxsize=4)
-def load_corpus(text_path: str = "", val_fraction: float = 0.1, *, corpus: str = "shakespeare",
+def load_corpus(text_path: str = "", held_out: float = 0.1, *, corpus: str = "shakespeare",
                 download: bool = False) -> Corpus:
     """The tokenised `corpus` (one of `CORPORA`; see the module docstring).
 
-    `shakespeare`: characters with a contiguous split, the first `1 - val_fraction` trains.
+    `shakespeare`: characters split contiguously: the first `1 - held_out` train, the first half
+    of the rest validates and the second half tests. `wikitext103`: its published files.
     """
     if corpus not in CORPORA:
         raise ValueError(f"unknown corpus {corpus!r}; corpora: {', '.join(CORPORA)}")
@@ -190,8 +192,9 @@ def load_corpus(text_path: str = "", val_fraction: float = 0.1, *, corpus: str =
     text = load_text(text_path)
     tokenizer = CharTokenizer.from_text(text)
     ids = tokenizer.encode(text)
-    cut = int(len(ids) * (1.0 - val_fraction))
-    return Corpus(tokenizer, ids[:cut], ids[cut:])
+    cut = int(len(ids) * (1.0 - held_out))
+    middle = cut + (len(ids) - cut) // 2
+    return Corpus(tokenizer, ids[:cut], ids[cut:middle], ids[middle:])
 
 
 def unigram_cross_entropy(train: torch.Tensor, val: torch.Tensor, vocab_size: int) -> float:

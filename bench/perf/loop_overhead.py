@@ -76,7 +76,8 @@ def bare_run(name: str, preset: str, seed: int = 0) -> tuple[float, float]:
         loss.backward()
         optimizer.step()
         if (step + 1) % cfg.val_every == 0:
-            _evaluate(module, data.val_dataloader())
+            for batches in data.val_dataloader():  # the validation set, then the test set
+                _evaluate(module, batches)
     return time.perf_counter() - start, time.process_time() - cpu
 
 

@@ -6,11 +6,11 @@ import pytest
 
 from tasks import PRESETS, TASK_NAMES, get_task
 
-EMBEDDED = ("quadratic", "diabetes", "digits", "shakespeare")
+EMBEDDED = ("quadratic", "diabetes", "digits", "teacher", "shakespeare")
 
 
 def test_names_and_presets():
-    assert TASK_NAMES == ("quadratic", "diabetes", "digits", "cifar10", "shakespeare")
+    assert TASK_NAMES == ("quadratic", "diabetes", "digits", "teacher", "cifar10", "shakespeare")
     assert PRESETS == ("smoke", "quick", "paper")
 
 
@@ -23,8 +23,8 @@ def test_names_and_presets():
     ("digits", "quick", {"max_steps": "100"}, ["max_steps", "'100'"]),
     ("cifar10", "smoke", {"model": "vgg"}, ["model", "'resnet18'", "'vit'", "'vgg'"]),
     ("cifar10", "smoke", {"augment": 1}, ["augment", "bool"]),
-    ("digits", "quick", {"max_steps": 250}, ["val_every=100", "max_steps=250"]),
-    ("digits", "quick", {"log_every": 30}, ["log_every=30", "val_every=100"]),
+    ("digits", "quick", {"max_steps": 250}, ["val_every=15", "max_steps=250"]),
+    ("digits", "quick", {"log_every": 30}, ["log_every=30", "val_every=15"]),
     ("digits", "quick", {"batch_size": 0}, ["batch_size", "0"]),
     ("shakespeare", "smoke", {"dropout": 1.5}, ["dropout", "1.5"]),
     ("shakespeare", "smoke", {"heads": 3}, ["width=32", "heads=3"]),
@@ -50,7 +50,8 @@ def test_trainer_kwargs_are_the_cadence_only(name):
         task = get_task(name, preset)
         kwargs = task.trainer_kwargs()
         assert set(kwargs) == {"max_steps", "val_check_interval", "check_val_every_n_epoch",
-                               "log_every_n_steps", "num_sanity_val_steps"}
+                               "log_every_n_steps", "num_sanity_val_steps", "precision"}
+        assert kwargs["precision"] == "32-true"
         assert kwargs["check_val_every_n_epoch"] is None
         assert kwargs["num_sanity_val_steps"] == 0
         assert kwargs["max_steps"] % kwargs["val_check_interval"] == 0
@@ -66,6 +67,13 @@ def test_describe(name):
     assert info["parameters"] > 0
     assert info["steps"] == {p: get_task(name, p).config.max_steps for p in PRESETS}
     assert info["summary"] and info["model"] and info["data"]
+    assert set(info["splits"]) == {"train", "val", "test"}
+
+
+@pytest.mark.parametrize("name", TASK_NAMES)
+def test_quick_presets_evaluate_at_twenty_points_or_more(name):
+    cfg = get_task(name, "quick").config
+    assert cfg.max_steps // cfg.val_every >= 20
 
 
 def test_describe_counts_the_parameters_the_build_trains():

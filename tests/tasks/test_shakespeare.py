@@ -77,11 +77,13 @@ def test_vocabulary_and_split_are_deterministic():
     second = text.load_corpus()
     assert first is not second
     assert first.tokenizer == second.tokenizer
-    assert torch.equal(first.train, second.train) and torch.equal(first.val, second.val)
-    n = len(first.train) + len(first.val)
-    assert len(first.val) == n - int(n * 0.9)
+    for part in ("train", "val", "test"):
+        assert torch.equal(getattr(first, part), getattr(second, part))
+    n = len(first.train) + len(first.val) + len(first.test)
+    assert len(first.train) == int(n * 0.9)
+    assert len(first.val) == (n - len(first.train)) // 2  # the held-out 10 % cut in halves
     whole = first.tokenizer.encode(text.load_text())
-    assert torch.equal(torch.cat([first.train, first.val]), whole)
+    assert torch.equal(torch.cat([first.train, first.val, first.test]), whole)
 
 
 def test_any_utf8_file_can_be_the_corpus(tmp_path):
