@@ -175,7 +175,7 @@ def test_the_task_option_download_uses_the_environment(tmp_path, tarball, monkey
         monkeypatch.setenv("ANNEALBENCH_DATA", str(tmp_path))
         monkeypatch.setenv("ANNEALBENCH_CIFAR10_URL", url + TARBALL)
         monkeypatch.setenv("ANNEALBENCH_CIFAR10_MD5", _md5(tarball).upper())
-        module, _ = get_task("cifar10", "smoke", batch_size=6, download=True).build(
+        module, _ = get_task("cifar10", "smoke", batch_size=6, val_images=10, download=True).build(
             adamw(1e-3), seed=0)
     assert behaviour.requests == [(TARBALL, None)]
     assert (tmp_path / "cifar10" / "cifar-10-batches-py" / "batches.meta").is_file()
