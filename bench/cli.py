@@ -36,6 +36,15 @@ def _count(text: str) -> int:
     return value
 
 
+def _seed_batch(text: str) -> int | str:
+    from bench.suite import parse_seed_batch
+
+    try:
+        return parse_seed_batch(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
 def _assignment(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -66,6 +75,9 @@ def parser() -> argparse.ArgumentParser:
                      help="how often a failed run is retried on later runs (default 2)")
     run.add_argument("--wait-lock", type=float, default=0.0, metavar="SECONDS",
                      help="wait this long for another `bench run` on --out (default: refuse)")
+    run.add_argument("--seed-batch", type=_seed_batch, default=None, metavar="auto|N",
+                     help="seeds trained together as one run group; 1: one seed per run "
+                          "(default: the suite's `seed_batch`, else auto)")
     _add_execution(run)
     slurm = run.add_argument_group("slurm launcher")
     slurm.add_argument("--submitit-cluster", choices=SUBMITIT_CLUSTERS, default="slurm",
@@ -121,7 +133,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                            launcher=args.launcher, wandb=args.wandb, devices=args.devices,
                            strategy=args.strategy, accelerator=args.accelerator,
                            max_retries=args.max_retries,
-                           lock_timeout_s=args.wait_lock,
+                           lock_timeout_s=args.wait_lock, seed_batch=args.seed_batch,
                            slurm=SlurmParams(cluster=args.submitit_cluster,
                                              partition=args.partition,
                                              timeout_min=args.timeout_min,

@@ -86,7 +86,11 @@ def _worker_main(conn: Connection, threads: int, environment: dict[str, Any],
         if message is None:
             return
         job, options = message
-        if options.devices > 1:
+        if hasattr(job, "members"):  # a run group: one outcome per member
+            from bench.group_run import execute_group
+
+            conn.send(execute_group(job, options, environment))
+        elif options.devices > 1:
             conn.send(_run_multi_device(job, options))
         else:
             conn.send(execute_run(job.spec, job.run_dir, options, environment))
@@ -177,22 +181,24 @@ class WorkerPool:
                         self._replace(worker)
                         continue
                     worker.job = job
-                    on_event("started", job, None)
+                    for member in _members(job):
+                        on_event("started", member, None)
             busy = [w for w in self._workers if w.job is not None]
             wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=1.0)
             for worker in busy:
                 outcome = self._collect(worker)
                 if outcome is not None:
-                    outcomes[worker.job.spec.run_id] = outcome
                     job, worker.job = worker.job, None
-                    on_event("finished", job, outcome)
+                    for member, each in zip(_members(job), _each(outcome, job)):
+                        outcomes[member.spec.run_id] = each
+                        on_event("finished", member, each)
         return outcomes
 
     def _collect(self, worker: _Worker) -> Outcome | None:
         try:
             while worker.conn.poll():
                 message = worker.conn.recv()
-                if isinstance(message, Outcome):
+                if isinstance(message, (Outcome, list)):
                     return message
         except (EOFError, OSError):
             pass
@@ -204,13 +210,24 @@ class WorkerPool:
                  f"{code}" + (f" (signal {signal.Signals(-code).name})" if code and code < 0
                               else ""))
         log.warning(error)
-        try:
-            RunFolder(job.run_dir).fail(error, self._environment, float("nan"))
-        except OSError as err:
-            log.error("could not record the failure of %s: %s", job.spec.run_id, err)
+        for member in _members(job):
+            try:
+                RunFolder(member.run_dir).fail(error, self._environment, float("nan"))
+            except OSError as err:
+                log.error("could not record the failure of %s: %s", member.spec.run_id, err)
         self._replace(worker)
         return Outcome("failed", error=error)
 
     def _replace(self, worker: _Worker) -> None:
         fresh = self._spawn()
         worker.conn, worker.proc = fresh.conn, fresh.proc
+
+
+def _members(job: Any) -> tuple[Job, ...]:
+    """The runs of a job: its own, or a run group's (`bench.group.GroupJob`)."""
+    return getattr(job, "members", (job,))
+
+
+def _each(outcome: Outcome | list[Outcome], job: Any) -> list[Outcome]:
+    """One outcome per member (a worker's death is every member's failure)."""
+    return outcome if isinstance(outcome, list) else [outcome] * len(_members(job))

@@ -22,6 +22,7 @@ import yaml
 from bench.errors import SuiteError
 
 Scalar = bool | int | float | str
+SeedBatch = int | str  # seeds per run group: an integer ≥ 1 (1: one seed per run) or "auto"
 PRESET_NAMES = ("smoke", "quick", "paper")
 SELECTION_STATISTICS = ("median", "mean")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -75,10 +76,11 @@ class Suite:
     selection: Selection = Selection()
     checkpoints: bool = False  # a Lightning checkpoint after each validation (resume from it)
     description: str = ""
+    seed_batch: SeedBatch = "auto"  # seeds trained together as one run group (bench.group)
 
 
 _TOP_KEYS = {"name", "description", "preset", "tasks", "optimizers", "seeds", "selection",
-             "checkpoints"}
+             "checkpoints", "seed_batch"}
 
 
 def shipped_suites() -> dict[str, Path]:
@@ -132,9 +134,22 @@ def parse_suite(text: str, *, source: str) -> Suite:
     description = doc.get("description", "")
     if not isinstance(description, str):
         raise SuiteError(source, "description", f"must be a string, got {description!r}")
+    try:
+        seed_batch = parse_seed_batch(doc.get("seed_batch", "auto"))
+    except ValueError as err:
+        raise SuiteError(source, "seed_batch", str(err)) from err
     return Suite(name=name, source=source, tasks=tasks, optimizers=optimizers, tune_seeds=tune,
                  eval_seeds=evals, selection=selection, checkpoints=checkpoints,
-                 description=description)
+                 description=description, seed_batch=seed_batch)
+
+
+def parse_seed_batch(raw: Any) -> SeedBatch:
+    """`auto` or an integer ≥ 1 (digits in a string, as on a command line, are accepted)."""
+    if isinstance(raw, str) and raw.strip().isdigit():
+        raw = int(raw)
+    if raw == "auto" or (isinstance(raw, int) and not isinstance(raw, bool) and raw >= 1):
+        return raw
+    raise ValueError(f"must be 'auto' or an integer ≥ 1 (1: one seed per run), got {raw!r}")
 
 
 def _mapping(raw: Any, source: str, key: str, *, allowed: set[str],

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.execute import RunOptions
+from bench.group import group_jobs
 from bench.lock import results_lock
 from bench.pool import Job, WorkerPool
 from bench.progress import SweepProgress
@@ -24,7 +25,7 @@ from bench.selection import select
 from bench.slurm import SlurmParams, run_array
 from bench.spec import RunSpec, check_unique, expand_eval, expand_tune
 from bench.store import FINISHED, ResultsStore, stray_temporaries
-from bench.suite import Suite
+from bench.suite import Suite, parse_seed_batch
 from bench.validate import validate_suite
 from bench.wandb_mode import resolve_wandb_mode
 
@@ -48,6 +49,7 @@ class SweepOptions:
     strategy: str = "auto"
     accelerator: str = "auto"
     max_retries: int = 2  # a failed run is retried on later `bench run`s this many times
+    seed_batch: int | str | None = None  # run groups (`auto` or N); None: the suite's choice
     lock_timeout_s: float = 0.0
     slurm: SlurmParams = field(default_factory=SlurmParams)
 
@@ -59,6 +61,8 @@ class SweepOptions:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
         if self.devices < 1:
             raise ValueError(f"devices must be ≥ 1, got {self.devices}")
+        if self.seed_batch is not None:
+            parse_seed_batch(self.seed_batch)
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,8 @@ def run_sweep(suite: Suite, options: SweepOptions) -> SweepSummary:
         todo_tune, kept = plan(tune, store, options.max_retries)
         log.info("%s: %d tuning runs (%d to run), %d evaluation runs, %d workers × %d threads",
                  suite.name, len(tune), len(todo_tune), n_eval, workers, run_options.threads)
-        launch = _launcher(options, workers, run_options, env, store)
+        seed_batch = suite.seed_batch if options.seed_batch is None else options.seed_batch
+        launch = _launcher(options, workers, run_options, env, store, seed_batch)
         wall0, cpu0 = time.perf_counter(), _cpu_seconds()
         with launch as runner, SweepProgress(suite.name, len(tune) + n_eval,
                                              already=kept) as progress:
@@ -143,9 +148,10 @@ class _launcher:
     """A context manager yielding `runner(specs, on_event)` for the chosen launcher."""
 
     def __init__(self, options: SweepOptions, workers: int, run_options: RunOptions,
-                 env: dict, store: ResultsStore) -> None:
+                 env: dict, store: ResultsStore, seed_batch: int | str = 1) -> None:
         self.options, self.workers, self.run_options = options, workers, run_options
         self.env, self.store, self.pool = env, store, None
+        self.seed_batch = seed_batch
 
     def __enter__(self):
         if self.options.launcher == "local":
@@ -160,7 +166,8 @@ class _launcher:
     def run(self, specs: list[RunSpec], on_event) -> None:
         jobs = [Job(spec, self.store.folder(spec).path) for spec in specs]
         if self.pool is not None:
-            self.pool.run(jobs, self.run_options, on_event)
+            self.pool.run(group_jobs(jobs, self.seed_batch, self.run_options), self.run_options,
+                          on_event)
         else:
             run_array(jobs, self.run_options, self.env, self.options.slurm,
                       self.store.root / "submitit" / specs[0].stage if specs else self.store.root,

@@ -54,7 +54,8 @@ def make_wandb_logger(spec_json: dict[str, Any], save_dir: str, mode: str) -> An
     from pytorch_lightning.loggers import WandbLogger
 
     settings = wandb.Settings(silent=True, console="off", disable_git=True, disable_code=True,
-                              x_disable_stats=True, x_save_requirements=False)
+                              x_disable_stats=True, x_save_requirements=False,
+                              reinit="create_new")  # a run group logs its seeds' runs at once
     return WandbLogger(name=spec_json["run_id"], save_dir=save_dir, project=spec_json["suite"],
                        group=spec_json["task"], job_type=spec_json["stage"], config=spec_json,
                        offline=(mode == "offline"), mode=mode, settings=settings,
