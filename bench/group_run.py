@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import shutil
 import time
 import traceback
 from pathlib import Path
 from typing import Any
 
+from bench.atomic import TMP_MARK
 from bench.errors import StoreError
 from bench.execute import FitResult, RunOptions
 from bench.group import GroupJob
@@ -38,8 +40,9 @@ class _Fanout:
             logger.log_metrics(metrics, step=step)
 
 
-def _group_rows_callback(tidies: list[Any]) -> Any:
-    """A callback carrying every member's rows inside the group's checkpoints."""
+def _group_callbacks(tidies: list[Any], ckpt_dir: Path | None) -> list[Any]:
+    """Every member's rows inside the group's checkpoints, and (with `ckpt_dir`) the checkpoint
+    written after each evaluation, atomically, as `ckpt_dir/last.ckpt`."""
     from pytorch_lightning import Callback
 
     class GroupRowsInCheckpoint(Callback):
@@ -50,7 +53,18 @@ def _group_rows_callback(tidies: list[Any]) -> Any:
             for tidy, rows in zip(tidies, state_dict["rows"]):
                 tidy.rows = [tuple(r) for r in rows]
 
-    return GroupRowsInCheckpoint()
+    class LastAfterEvaluation(Callback):
+        # `ModelCheckpoint(save_top_k=0, save_last=True)` writes `last.ckpt` only once a top-k
+        # checkpoint was saved at that step, i.e. never before the end of the fit.
+        def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+            if trainer.sanity_checking:
+                return
+            ckpt_dir.mkdir(parents=True, exist_ok=True)
+            partial = ckpt_dir / f"last.ckpt{TMP_MARK}"
+            trainer.save_checkpoint(partial)
+            os.replace(partial, ckpt_dir / "last.ckpt")
+
+    return [GroupRowsInCheckpoint()] + ([LastAfterEvaluation()] if ckpt_dir else [])
 
 
 def _resume_from(ckpt_dir: Path, seeds: list[int]) -> str | None:
@@ -75,7 +89,6 @@ def fit_group(specs: list[RunSpec], run_dirs: list[Path], options: RunOptions) -
     """Build the members with their derived seeds and train them as one model."""
     import pytorch_lightning as pl
     import torch
-    from pytorch_lightning.callbacks import ModelCheckpoint
 
     from bench.tidy import TidyLogger
     from bench.wandb_mode import make_wandb_logger
@@ -98,12 +111,10 @@ def fit_group(specs: list[RunSpec], run_dirs: list[Path], options: RunOptions) -
     seeds = [s.derived_seed for s in specs]
     pl.seed_everything(first.derived_seed, workers=True, verbose=False)
     module, datamodule = build_group(task, factory, seeds, sinks)
-    callbacks: list[Any] = [_group_rows_callback(tidies)]
+    ckpt_dir = run_dirs[0] / "checkpoints" / "group" if options.checkpoints else None
+    callbacks = _group_callbacks(tidies, ckpt_dir)
     ckpt_path = None
-    if options.checkpoints:
-        ckpt_dir = run_dirs[0] / "checkpoints" / "group"
-        callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0,
-                                         every_n_epochs=1, save_on_train_epoch_end=False))
+    if ckpt_dir is not None:
         ckpt_path = _resume_from(ckpt_dir, seeds)
         if ckpt_path:
             log.info("group of %s: resuming from %s", first.run_id, ckpt_path)
@@ -111,7 +122,7 @@ def fit_group(specs: list[RunSpec], run_dirs: list[Path], options: RunOptions) -
     trainer = pl.Trainer(**trainer_kwargs, logger=False, callbacks=callbacks,
                          accelerator=options.accelerator, devices=1,
                          default_root_dir=str(run_dirs[0]),
-                         enable_checkpointing=options.checkpoints,
+                         enable_checkpointing=False,
                          enable_progress_bar=options.interactive,
                          enable_model_summary=options.interactive)
     try:
