@@ -186,7 +186,26 @@ class SeedGroupModule(TaskModule):
                             self.seeds[s], losses[s], step)
                 self.diverged_at[s] = step
         if not self._active():
-            self.trainer.should_stop = True
+            self.trainer.should_stop = True  # Lightning evaluates once more as it stops
+        elif step % self.trainer.val_check_batch and self._stopped_now():
+            self._evaluate_stopped()
+
+    def _stopped_now(self) -> list[int]:
+        return [s for s, at in enumerate(self.diverged_at) if at == self.global_step]
+
+    def _evaluate_stopped(self) -> None:
+        """The evaluation a one-seed run makes as it stops, for the seeds stopping now."""
+        trainer = self.trainer
+        loaders = trainer.datamodule.val_dataloader()
+        self.on_validation_epoch_start()
+        with torch.no_grad():
+            for idx, loader in enumerate(loaders if isinstance(loaders, list) else [loaders]):
+                for i, batch in enumerate(loader):
+                    batch = trainer.precision_plugin.convert_input(
+                        trainer.strategy.batch_to_device(batch))
+                    self.validation_step(batch, i, idx)
+        self._log_evaluation(self._stopped_now())
+        self._set_optimizer_mode("train")
 
     # --- evaluation ----------------------------------------------------------------------
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int,
@@ -197,8 +216,13 @@ class SeedGroupModule(TaskModule):
             self._val_sums[(dataloader_idx, key)] = value if previous is None else previous + value
 
     def on_validation_epoch_end(self) -> None:
+        self._log_evaluation(sorted(self._active() + self._stopped_now()))
+        self._set_optimizer_mode("train")
+
+    def _log_evaluation(self, seeds: list[int]) -> None:
+        """Each of `seeds`' metrics from the evaluation sums, to its own sink."""
         loaders = sorted({idx for idx, _ in self._val_sums})
-        for s in self._active():
+        for s in seeds:
             metrics: dict[str, float] = {}
             for idx in loaders:
                 sums = {k: float(v[s]) for (i, k), v in self._val_sums.items() if i == idx}
@@ -207,7 +231,6 @@ class SeedGroupModule(TaskModule):
                 dtype = torch.get_default_dtype()
                 metrics = {k: torch.tensor(v, dtype=dtype).item() for k, v in metrics.items()}
                 self.sinks[s].log_metrics(metrics, step=self.global_step)
-        self._set_optimizer_mode("train")
 
     # --- checkpoints ---------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -53,8 +53,8 @@ def fit_group(task, factory, seeds=SEEDS, **trainer_kwargs):
     return _train(task, module, data, **trainer_kwargs), sinks
 
 
-def _train(task, module, data, **trainer_kwargs):
-    trainer = pl.Trainer(**task.trainer_kwargs(), logger=False, accelerator="cpu", devices=1,
+def _train(task, module, data, logger=False, **trainer_kwargs):
+    trainer = pl.Trainer(**task.trainer_kwargs(), logger=logger, accelerator="cpu", devices=1,
                          enable_progress_bar=False, enable_model_summary=False,
                          enable_checkpointing=False, **trainer_kwargs)
     trainer.fit(module, datamodule=data)
@@ -70,8 +70,9 @@ def assert_rows_close(one: dict, group: dict, rtol: float, exact: tuple[str, ...
     assert one.keys() == group.keys(), sorted(set(one) ^ set(group))
     for key, expected in one.items():
         tol = exact_rtol if key[1] in exact else rtol
-        assert math.isclose(group[key], expected, rel_tol=tol, abs_tol=1e-300), \
-            (key, expected, group[key])
+        same = math.isclose(group[key], expected, rel_tol=tol, abs_tol=1e-300) or \
+            (math.isnan(expected) and math.isnan(group[key]))
+        assert same, (key, expected, group[key])
 
 
 def assert_weights_close(one_net: torch.nn.Module, stacked: torch.nn.Module, s: int,
@@ -115,28 +116,42 @@ def test_group_equals_one_seed_runs_in_float32(task_name):
         assert all(math.isclose(mine[k], one[k], rel_tol=5e-2) for k in rms)
 
 
+def _poison(data, from_step: int) -> None:
+    """NaN inputs from `from_step` on: the model diverges there."""
+    clean = data.make_batch
+    data.make_batch = lambda k: tuple(t * math.nan for t in clean(k)) if k >= from_step \
+        else clean(k)
+
+
 def _poisoned_group(task, factory, poisoned: int | None, from_step: int):
     """A group whose member `poisoned` sees NaN inputs from `from_step` on."""
     built = [task.build(factory, seed=s) for s in SEEDS]
     if poisoned is not None:
-        data = built[poisoned][1]
-        clean = data.make_batch
-        data.make_batch = lambda k: tuple(t * math.nan for t in clean(k)) if k >= from_step \
-            else clean(k)
+        _poison(built[poisoned][1], from_step)
     sinks = [RecordingLogger() for _ in SEEDS]
     module = SeedGroupModule([m for m, _ in built], factory, sinks)
     return _train(task, module, SeedGroupData([d for _, d in built])), sinks
 
 
-def test_a_diverged_seed_stops_and_leaves_the_others_identical():
+def _poisoned_one_seed(task, factory, seed: int, from_step: int):
+    module, data = task.build(factory, seed=seed)
+    _poison(data, from_step)
+    logger = RecordingLogger()
+    _train(task, module, data, logger=logger)
+    return module, logger
+
+
+@pytest.mark.parametrize("from_step, stop", [(7, 10), (2, 5)])  # at an evaluation step, between
+def test_a_diverged_seed_stops_as_alone_and_leaves_the_others_identical(from_step, stop):
     task = get_task("diabetes", "smoke", **SHORT, **TASKS["diabetes"])
     factory = factory_for("muphi", {"window": "linear"})
-    clean, clean_sinks = _poisoned_group(task, factory, None, 0)
-    group, sinks = _poisoned_group(task, factory, poisoned=1, from_step=7)
-    assert group.diverged_at == [None, 10, None]
-    last = max(step for step, _, _ in sinks[1].rows)
-    assert last == 10 and math.isnan(rows(sinks[1])[(10, "train/loss")])
-    assert rows(sinks[1])[(5, "train/loss")] == rows(clean_sinks[1])[(5, "train/loss")]
+    _, clean_sinks = _poisoned_group(task, factory, None, 0)
+    group, sinks = _poisoned_group(task, factory, poisoned=1, from_step=from_step)
+    assert group.diverged_at == [None, stop, None]
+    alone, logger = _poisoned_one_seed(task, factory, SEEDS[1], from_step)
+    assert alone.diverged_at_step == stop
+    assert_rows_close(rows(logger), rows(sinks[1]), rtol=1e-4)  # NaN rows included
+    assert math.isnan(rows(sinks[1])[(stop, "train/loss")])
     for s in (0, 2):
         assert rows(sinks[s]) == rows(clean_sinks[s])
 
