@@ -27,6 +27,7 @@ TASKS = {
     "quadratic": {"dim": 64},
     "diabetes": {"hidden": 16},
     "digits": {"channels": 4, "hidden": 16},
+    "shakespeare": {"layers": 1, "heads": 2, "width": 16, "block_size": 16, "val_tokens": 1024},
 }
 OPTIMIZERS = {
     "muphi-linear": ("muphi", {"window": "linear"}),
@@ -41,6 +42,10 @@ OPTIMIZERS = {
     "sf-adamw": ("sf-adamw", {"warmup": 0.1}),
 }
 FLOAT64_EXACT = ("opt/mu_t",)
+# The attention's key bias has an exactly zero gradient (softmax is shift-invariant), so its
+# Adam-normalised steps are round-off normalised to the step size: 1e-10 there.
+WEIGHTS_RTOL = {"shakespeare": 1e-10}
+SLOW = {("shakespeare", opt) for opt in OPTIMIZERS if opt != "muphi-linear"}  # ~10 s each
 
 
 def factory_for(name: str, hparams: dict, lr: float = 1e-2):
@@ -84,8 +89,9 @@ def assert_weights_close(one_net: torch.nn.Module, stacked: torch.nn.Module, s: 
         assert (q - p).abs().max().item() <= rtol * scale, name
 
 
-@pytest.mark.parametrize("opt", list(OPTIMIZERS))
-@pytest.mark.parametrize("task_name", list(TASKS))
+@pytest.mark.parametrize("task_name, opt", [
+    pytest.param(t, o, marks=[pytest.mark.slow] if (t, o) in SLOW else [])
+    for t in TASKS for o in OPTIMIZERS])
 def test_group_equals_one_seed_runs_in_float64(task_name, opt):
     task = get_task(task_name, "smoke", **SHORT, **TASKS[task_name])
     name, hparams = OPTIMIZERS[opt]
@@ -95,12 +101,12 @@ def test_group_equals_one_seed_runs_in_float64(task_name, opt):
     exact = FLOAT64_EXACT + (() if name == "muphi" else ("opt/rms_step",))
     for s, seed in enumerate(SEEDS):
         module, logger, _ = fit(task, factory, seed=seed, precision="64-true")
-        assert_weights_close(module.net, group.net, s, rtol=1e-12)
+        assert_weights_close(module.net, group.net, s, rtol=WEIGHTS_RTOL.get(task_name, 1e-12))
         assert_rows_close(rows(logger), rows(sinks[s]), rtol=1e-6, exact=exact)
     assert group.diverged_at == [None] * len(SEEDS)
 
 
-@pytest.mark.parametrize("task_name", list(TASKS))
+@pytest.mark.parametrize("task_name", [t for t in TASKS if t != "shakespeare"])
 def test_group_equals_one_seed_runs_in_float32(task_name):
     task = get_task(task_name, "smoke", **SHORT, **TASKS[task_name])
     factory = factory_for("muphi", {"window": "cosine"})
