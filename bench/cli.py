@@ -48,6 +48,15 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _seed_batch(text: str) -> int | str:
+    from bench.suite import parse_seed_batch
+
+    try:
+        return parse_seed_batch(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
 def _assignment(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -92,6 +101,9 @@ def parser() -> argparse.ArgumentParser:
                           "default per preset: smoke 15 min, quick 4 h, paper 72 h")
     run.add_argument("--wait-lock", type=float, default=0.0, metavar="SECONDS",
                      help="wait this long for another `bench run` on --out (default: refuse)")
+    run.add_argument("--seed-batch", type=_seed_batch, default=None, metavar="auto|N",
+                     help="seeds trained together as one run group; 1: one seed per run "
+                          "(default: the suite's `seed_batch`, else auto)")
     _add_execution(run)
     dry = run.add_argument_group("dry run")
     dry.add_argument("--dry-run", action="store_true",
@@ -175,6 +187,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                            strategy=args.strategy, accelerator=args.accelerator,
                            max_retries=args.max_retries,
                            lock_timeout_s=args.wait_lock, run_timeout_s=args.run_timeout,
+                           seed_batch=args.seed_batch,
                            slurm=SlurmParams(cluster=args.submitit_cluster,
                                              partition=args.partition,
                                              timeout_min=args.timeout_min,

@@ -91,7 +91,11 @@ def _worker_main(conn: Connection, threads: int, environment: dict[str, Any],
         if message is None:
             return
         job, options = message
-        if options.devices > 1:
+        if hasattr(job, "members"):  # a run group: one outcome per member
+            from bench.group_run import execute_group
+
+            conn.send(execute_group(job, options, environment))
+        elif options.devices > 1:
             conn.send(_run_multi_device(job, options))
         else:
             conn.send(execute_run(job.spec, job.run_dir, options, environment))
@@ -198,7 +202,8 @@ class WorkerPool:
                         self._replace(worker)
                         continue
                     worker.job, worker.started = job, time.monotonic()
-                    on_event("started", job, None)
+                    for member in _members(job):
+                        on_event("started", member, None)
             busy = [w for w in self._workers if w.job is not None]
             wait([w.conn for w in busy] + [w.proc.sentinel for w in busy],
                  timeout=self._wait_s(busy))
@@ -207,9 +212,10 @@ class WorkerPool:
                 if outcome is None and worker.overdue(time.monotonic()):
                     outcome = self._time_out(worker)
                 if outcome is not None:
-                    outcomes[worker.job.spec.run_id] = outcome
                     job, worker.job = worker.job, None
-                    on_event("finished", job, outcome)
+                    for member, each in zip(_members(job), _each(outcome, job)):
+                        outcomes[member.spec.run_id] = each
+                        on_event("finished", member, each)
         return outcomes
 
     @staticmethod
@@ -227,7 +233,8 @@ class WorkerPool:
         log.warning(error)
         worker.proc.kill()
         worker.proc.join()
-        self._record_failure(job, error, "timeout", wall)
+        for member in _members(job):
+            self._record_failure(member, error, "timeout", wall)
         self._replace(worker)
         return Outcome("failed", wall_time_s=wall, error=error, reason="timeout")
 
@@ -241,7 +248,7 @@ class WorkerPool:
         try:
             while worker.conn.poll():
                 message = worker.conn.recv()
-                if isinstance(message, Outcome):
+                if isinstance(message, (Outcome, list)):
                     return message
         except (EOFError, OSError):
             pass
@@ -253,10 +260,21 @@ class WorkerPool:
                  f"{code}" + (f" (signal {signal.Signals(-code).name})" if code and code < 0
                               else ""))
         log.warning(error)
-        self._record_failure(job, error, "worker_died", float("nan"))
+        for member in _members(job):
+            self._record_failure(member, error, "worker_died", float("nan"))
         self._replace(worker)
         return Outcome("failed", error=error, reason="worker_died")
 
     def _replace(self, worker: _Worker) -> None:
         fresh = self._spawn(worker.cuda_devices)
         worker.conn, worker.proc = fresh.conn, fresh.proc
+
+
+def _members(job: Any) -> tuple[Job, ...]:
+    """The runs of a job: its own, or a run group's (`bench.group.GroupJob`)."""
+    return getattr(job, "members", (job,))
+
+
+def _each(outcome: Outcome | list[Outcome], job: Any) -> list[Outcome]:
+    """One outcome per member (a worker's death is every member's failure)."""
+    return outcome if isinstance(outcome, list) else [outcome] * len(_members(job))

@@ -23,6 +23,7 @@ from bench.errors import SuiteError
 from common.compare import Comparison, CompareError, comparison_from_dict
 
 Scalar = bool | int | float | str
+SeedBatch = int | str  # seeds per run group: an integer ≥ 1 (1: one seed per run) or "auto"
 PRESET_NAMES = ("smoke", "quick", "paper")
 SELECTION_STATISTICS = ("median", "mean")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -77,10 +78,11 @@ class Suite:
     checkpoints: bool = False  # a Lightning checkpoint after each validation (resume from it)
     description: str = ""
     compare: Comparison | None = None  # the question declared before the runs (`compare:`)
+    seed_batch: SeedBatch = "auto"  # seeds trained together as one run group (bench.group)
 
 
 _TOP_KEYS = {"name", "description", "preset", "tasks", "optimizers", "seeds", "selection",
-             "checkpoints", "compare"}
+             "checkpoints", "compare", "seed_batch"}
 
 
 def shipped_suites() -> dict[str, Path]:
@@ -135,9 +137,22 @@ def parse_suite(text: str, *, source: str) -> Suite:
     if not isinstance(description, str):
         raise SuiteError(source, "description", f"must be a string, got {description!r}")
     compare = _compare(doc["compare"], source, tasks, optimizers) if "compare" in doc else None
+    try:
+        seed_batch = parse_seed_batch(doc.get("seed_batch", "auto"))
+    except ValueError as err:
+        raise SuiteError(source, "seed_batch", str(err)) from err
     return Suite(name=name, source=source, tasks=tasks, optimizers=optimizers, tune_seeds=tune,
                  eval_seeds=evals, selection=selection, checkpoints=checkpoints,
-                 description=description, compare=compare)
+                 description=description, compare=compare, seed_batch=seed_batch)
+
+
+def parse_seed_batch(raw: Any) -> SeedBatch:
+    """`auto` or an integer ≥ 1 (digits in a string, as on a command line, are accepted)."""
+    if isinstance(raw, str) and raw.strip().isdigit():
+        raw = int(raw)
+    if raw == "auto" or (isinstance(raw, int) and not isinstance(raw, bool) and raw >= 1):
+        return raw
+    raise ValueError(f"must be 'auto' or an integer ≥ 1 (1: one seed per run), got {raw!r}")
 
 
 def _mapping(raw: Any, source: str, key: str, *, allowed: set[str],

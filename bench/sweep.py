@@ -23,6 +23,7 @@ from pathlib import Path
 from bench.atomic import atomic_write_json
 from bench.devices import cuda_available, visible_gpus, worker_devices
 from bench.execute import RunOptions
+from bench.group import group_jobs
 from bench.lock import results_lock
 from bench.pool import Job, WorkerPool
 from bench.progress import SweepProgress
@@ -31,7 +32,7 @@ from bench.selection import select
 from bench.slurm import SlurmParams, run_array
 from bench.spec import RunSpec, check_unique, expand_eval, expand_tune
 from bench.store import FINISHED, ResultsStore, stray_temporaries
-from bench.suite import Suite
+from bench.suite import Suite, parse_seed_batch
 from bench.validate import validate_suite
 from bench.wandb_mode import resolve_wandb_mode
 
@@ -58,6 +59,7 @@ class SweepOptions:
     strategy: str = "auto"
     accelerator: str = "auto"
     max_retries: int = 2  # a failed run is retried on later `bench run`s this many times
+    seed_batch: int | str | None = None  # run groups (`auto` or N); None: the suite's choice
     lock_timeout_s: float = 0.0
     run_timeout_s: float | None = None  # None: DEFAULT_RUN_TIMEOUT_S of each run's preset
     slurm: SlurmParams = field(default_factory=SlurmParams)
@@ -70,6 +72,8 @@ class SweepOptions:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
         if self.devices < 1:
             raise ValueError(f"devices must be ≥ 1, got {self.devices}")
+        if self.seed_batch is not None:
+            parse_seed_batch(self.seed_batch)
         if self.run_timeout_s is not None and not self.run_timeout_s > 0:
             raise ValueError(f"run timeout must be > 0 seconds, got {self.run_timeout_s}")
 
@@ -138,8 +142,9 @@ def run_sweep(suite: Suite, options: SweepOptions) -> SweepSummary:
         if gpus:
             log.info("GPUs %s: each worker pinned to %d of them (CUDA_VISIBLE_DEVICES)",
                      ",".join(gpus), options.devices)
+        seed_batch = suite.seed_batch if options.seed_batch is None else options.seed_batch
         launch = _launcher(options, workers, run_options, env, store,
-                           worker_devices(gpus, workers, options.devices))
+                           worker_devices(gpus, workers, options.devices), seed_batch)
         wall0, cpu0 = time.perf_counter(), _cpu_seconds()
         with launch as runner, SweepProgress(suite.name, len(tune) + n_eval,
                                              already=kept) as progress:
@@ -177,10 +182,12 @@ class _launcher:
     """A context manager yielding `runner(specs, on_event)` for the chosen launcher."""
 
     def __init__(self, options: SweepOptions, workers: int, run_options: RunOptions,
-                 env: dict, store: ResultsStore, cuda_devices: list[str | None]) -> None:
+                 env: dict, store: ResultsStore, cuda_devices: list[str | None],
+                 seed_batch: int | str = 1) -> None:
         self.options, self.workers, self.run_options = options, workers, run_options
         self.env, self.store, self.pool = env, store, None
         self.cuda_devices = cuda_devices
+        self.seed_batch = seed_batch
 
     def __enter__(self):
         if self.options.launcher == "local":
@@ -197,7 +204,8 @@ class _launcher:
         jobs = [Job(spec, self.store.folder(spec).path, self.options.timeout_s(spec))
                 for spec in specs]
         if self.pool is not None:
-            self.pool.run(jobs, self.run_options, on_event)
+            self.pool.run(group_jobs(jobs, self.seed_batch, self.run_options), self.run_options,
+                          on_event)
         else:
             run_array(jobs, self.run_options, self.env, self.options.slurm,
                       self.store.root / "submitit" / specs[0].stage if specs else self.store.root,

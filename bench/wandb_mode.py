@@ -54,11 +54,12 @@ def make_wandb_logger(spec_json: dict[str, Any], save_dir: str, mode: str) -> An
     from pytorch_lightning.loggers import WandbLogger
 
     settings = wandb.Settings(silent=True, console="off", disable_git=True, disable_code=True,
-                              x_disable_stats=True, x_save_requirements=False)
+                              x_disable_stats=True, x_save_requirements=False,
+                              reinit="create_new")  # a run group logs its seeds' runs at once
     logger = WandbLogger(name=spec_json["run_id"], save_dir=save_dir, project=spec_json["suite"],
-                       group=spec_json["task"], job_type=spec_json["stage"], config=spec_json,
-                       offline=(mode == "offline"), mode=mode, settings=settings,
-                       tags=[spec_json["optimizer"], spec_json["config"]])
+                         group=spec_json["task"], job_type=spec_json["stage"], config=spec_json,
+                         offline=(mode == "offline"), mode=mode, settings=settings,
+                         tags=[spec_json["optimizer"], spec_json["config"]])
     # Lightning always passes `anonymous` (None by default) to `wandb.init`, which then warns on
     # every run that the setting has no effect; not passing it changes nothing else.
     init = getattr(logger, "_wandb_init", {})

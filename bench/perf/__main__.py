@@ -6,7 +6,8 @@ timed side by side in the same process (medians over repeated runs, with their s
 - `optim_step`     the `MuPhi` step against `torch.optim.AdamW(fused=True)`, logging cost,
                    scaling with parameter count, optimizer state per parameter;
 - `loop_overhead`  a Lightning run against a bare PyTorch loop on the same steps and data;
-- `analysis_speed` the statistics and the full report on a paper-sized results store.
+- `analysis_speed` the statistics and the full report on a paper-sized results store;
+- `seed_groups`    seconds per seed-run of each quick task, one-seed path against a run group.
 
     python -m bench.perf [--out docs/performance.md] [--quick] [--only NAME ...]
 """
@@ -22,7 +23,7 @@ import statistics
 import subprocess
 from pathlib import Path
 
-BENCHMARKS = ("optim_step", "loop_overhead", "analysis_speed")
+BENCHMARKS = ("optim_step", "loop_overhead", "analysis_speed", "seed_groups")
 log = logging.getLogger(__name__)
 
 
@@ -98,7 +99,16 @@ def _analysis_speed(quick: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-RUNNERS = {"optim_step": _optim_step, "loop_overhead": _loop_overhead, "analysis_speed": _analysis_speed}
+def _seed_groups(quick: bool) -> str:
+    from bench.perf import seed_groups
+
+    rows = seed_groups.measure(seeds=4 if quick else 10, rounds=1 if quick else 3)
+    return ("## Run groups (seconds per seed-run, one-seed path against a group of seeds)\n\n"
+            + seed_groups.markdown(rows))
+
+
+RUNNERS = {"optim_step": _optim_step, "loop_overhead": _loop_overhead,
+           "analysis_speed": _analysis_speed, "seed_groups": _seed_groups}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,182 @@
+"""Train one run group (`bench.group.GroupJob`) and write every member's run folder.
+
+Each member's folder is written as its one-seed run writes it (`bench.execute.execute_run`);
+`wall_time_s` is the member's share of the group's wall time (the group's time over its
+seeds), and `provenance.json` also records the group: its run ids and its wall time. With
+checkpoints on, the group's Lightning checkpoint lives in its first member's folder, under
+`checkpoints/group/` (a one-seed attempt of that run never reads it); a checkpoint of a group
+with other seeds is discarded, as the group then starts from scratch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from bench.atomic import TMP_MARK
+from bench.errors import StoreError
+from bench.execute import FitResult, RunOptions
+from bench.group import GroupJob
+from bench.spec import RunSpec
+from bench.store import Outcome, RunFolder
+
+log = logging.getLogger(__name__)
+
+
+class _Fanout:
+    """One seed's metric sink: every logger of that seed's run."""
+
+    def __init__(self, loggers: list[Any]) -> None:
+        self.loggers = loggers
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        for logger in self.loggers:
+            logger.log_metrics(metrics, step=step)
+
+
+def _group_callbacks(tidies: list[Any], ckpt_dir: Path | None) -> list[Any]:
+    """Every member's rows inside the group's checkpoints, and (with `ckpt_dir`) the checkpoint
+    written after each evaluation, atomically, as `ckpt_dir/last.ckpt`."""
+    from pytorch_lightning import Callback
+
+    class GroupRowsInCheckpoint(Callback):
+        def state_dict(self) -> dict[str, Any]:
+            return {"rows": [list(t.rows) for t in tidies]}
+
+        def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+            for tidy, rows in zip(tidies, state_dict["rows"]):
+                tidy.rows = [tuple(r) for r in rows]
+
+    class LastAfterEvaluation(Callback):
+        # `ModelCheckpoint(save_top_k=0, save_last=True)` writes `last.ckpt` only once a top-k
+        # checkpoint was saved at that step, i.e. never before the end of the fit.
+        def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+            if trainer.sanity_checking:
+                return
+            ckpt_dir.mkdir(parents=True, exist_ok=True)
+            partial = ckpt_dir / f"last.ckpt{TMP_MARK}"
+            trainer.save_checkpoint(partial)
+            os.replace(partial, ckpt_dir / "last.ckpt")
+
+    return [GroupRowsInCheckpoint()] + ([LastAfterEvaluation()] if ckpt_dir else [])
+
+
+def _resume_from(ckpt_dir: Path, seeds: list[int]) -> str | None:
+    """The group's last checkpoint if it belongs to exactly these seeds; else none (removed)."""
+    import torch
+
+    last = ckpt_dir / "last.ckpt"
+    if not last.exists():
+        return None
+    try:
+        held = torch.load(last, map_location="cpu", weights_only=False)["annealbench_group"]["seeds"]
+    except (OSError, RuntimeError, KeyError, EOFError) as err:
+        held = f"unreadable ({err})"
+    if held == seeds:
+        return str(last)
+    log.info("%s holds seeds %s, not %s: starting the group from scratch", last, held, seeds)
+    shutil.rmtree(ckpt_dir)
+    return None
+
+
+def fit_group(specs: list[RunSpec], run_dirs: list[Path], options: RunOptions) -> list[FitResult]:
+    """Build the members with their derived seeds and train them as one model."""
+    import pytorch_lightning as pl
+    import torch
+
+    from bench.tidy import TidyLogger
+    from bench.wandb_mode import make_wandb_logger
+    from optimizers import build_optimizer
+    from tasks import get_task
+    from tasks.group import build_group
+
+    torch.set_num_threads(options.threads)
+    first = specs[0]
+    task = get_task(first.task, preset=first.preset, **dict(first.task_overrides))
+    kwargs = first.optimizer_kwargs()
+
+    def factory(param_groups: list[dict], total_steps: int) -> torch.optim.Optimizer:
+        return build_optimizer(first.optimizer, param_groups, total_steps=total_steps, **kwargs)
+
+    tidies = [TidyLogger() for _ in specs]
+    wandbs = [make_wandb_logger(s.to_json(), str(d), options.wandb)
+              for s, d in zip(specs, run_dirs)] if options.wandb != "disabled" else []
+    sinks = [_Fanout([t, *wandbs[i:i + 1]]) for i, t in enumerate(tidies)]
+    seeds = [s.derived_seed for s in specs]
+    pl.seed_everything(first.derived_seed, workers=True, verbose=False)
+    module, datamodule = build_group(task, factory, seeds, sinks)
+    ckpt_dir = run_dirs[0] / "checkpoints" / "group" if options.checkpoints else None
+    callbacks = _group_callbacks(tidies, ckpt_dir)
+    ckpt_path = None
+    if ckpt_dir is not None:
+        ckpt_path = _resume_from(ckpt_dir, seeds)
+        if ckpt_path:
+            log.info("group of %s: resuming from %s", first.run_id, ckpt_path)
+    trainer_kwargs = dict(task.trainer_kwargs())
+    trainer = pl.Trainer(**trainer_kwargs, logger=False, callbacks=callbacks,
+                         accelerator=options.accelerator, devices=1,
+                         default_root_dir=str(run_dirs[0]),
+                         enable_checkpointing=False,
+                         enable_progress_bar=options.interactive,
+                         enable_model_summary=options.interactive)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    finally:
+        for logger in wandbs:
+            if logger._experiment is not None:
+                logger.experiment.finish()
+    max_steps = int(trainer_kwargs["max_steps"])
+    return [FitResult(metrics=t.frame(), final=t.final(),
+                      diverged_step=math.nan if at is None else float(at), max_steps=max_steps,
+                      global_rank=0) for t, at in zip(tidies, module.diverged_at)]
+
+
+def execute_group(job: GroupJob, options: RunOptions,
+                  environment: dict[str, Any]) -> list[Outcome]:
+    """Run a group into its members' folders: one outcome per member, in order.
+
+    Any exception fails every member (each gets FAILED with the traceback); only the death of
+    the process escapes, and the pool records that for every member.
+    """
+    specs = [m.spec for m in job.members]
+    folders = [RunFolder(m.run_dir) for m in job.members]
+    for spec, folder in zip(specs, folders):
+        folder.start(spec, keep_checkpoints=options.checkpoints)
+    started = time.perf_counter()
+    group = {"run_ids": [s.run_id for s in specs]}
+    common = {**environment, "devices": 1, "strategy": options.strategy,
+              "torch_threads": options.threads, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    provenances = [{**common, "seed": s.seed, "derived_seed": s.derived_seed, "run_group": group}
+                   for s in specs]
+    try:
+        results = fit_group(specs, [f.path for f in folders], options)
+        wall = time.perf_counter() - started
+        group["wall_time_s"] = wall
+        outcomes = []
+        for result, folder, provenance in zip(results, folders, provenances):
+            status = "done" if math.isnan(result.diverged_step) else "diverged"
+            outcome = Outcome(status, max_steps=result.max_steps,
+                              diverged_step=result.diverged_step, wall_time_s=wall / len(specs))
+            folder.finish(result.metrics, {**provenance, "max_steps": result.max_steps,
+                                           "final_metrics": result.final}, outcome)
+            outcomes.append(outcome)
+        return outcomes
+    except Exception as err:  # noqa: BLE001 - every failure of a group is recorded, then reported
+        wall = time.perf_counter() - started
+        error = f"{type(err).__name__}: {err}\n{traceback.format_exc()}"
+        log.warning("group of %s failed: %s: %s", specs[0].run_id, type(err).__name__, err)
+        outcomes = []
+        for spec, folder, provenance in zip(specs, folders, provenances):
+            try:
+                folder.done_file.unlink(missing_ok=True)
+                folder.fail(error, provenance, wall / len(specs))
+            except (OSError, StoreError) as store_err:
+                log.error("%s: could not record the failure: %s", spec.run_id, store_err)
+            outcomes.append(Outcome("failed", wall_time_s=wall / len(specs), error=error))
+        return outcomes
