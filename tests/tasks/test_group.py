@@ -59,9 +59,9 @@ def fit_group(task, factory, seeds=SEEDS, **trainer_kwargs):
 
 
 def _train(task, module, data, logger=False, **trainer_kwargs):
-    trainer = pl.Trainer(**task.trainer_kwargs(), logger=logger, accelerator="cpu", devices=1,
-                         enable_progress_bar=False, enable_model_summary=False,
-                         enable_checkpointing=False, **trainer_kwargs)
+    trainer = pl.Trainer(**{**task.trainer_kwargs(), **trainer_kwargs}, logger=logger, accelerator="cpu",
+                         devices=1, enable_progress_bar=False, enable_model_summary=False,
+                         enable_checkpointing=False)
     trainer.fit(module, datamodule=data)
     return module
 
