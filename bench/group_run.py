@@ -21,7 +21,7 @@ from typing import Any
 
 from bench.atomic import TMP_MARK
 from bench.errors import StoreError
-from bench.execute import FitResult, RunOptions
+from bench.execute import FitResult, RunOptions, optimizer_impl
 from bench.group import GroupJob
 from bench.spec import RunSpec
 from bench.store import Outcome, RunFolder
@@ -132,9 +132,11 @@ def fit_group(specs: list[RunSpec], run_dirs: list[Path], options: RunOptions) -
             if logger._experiment is not None:
                 logger.experiment.finish()
     max_steps = int(trainer_kwargs["max_steps"])
+    impl = optimizer_impl(trainer.optimizers)  # the group's one optimizer steps every member
     return [FitResult(metrics=t.frame(), final=t.final(),
                       diverged_step=math.nan if at is None else float(at), max_steps=max_steps,
-                      global_rank=0) for t, at in zip(tidies, module.diverged_at)]
+                      global_rank=0, optimizer_impl=impl)
+            for t, at in zip(tidies, module.diverged_at)]
 
 
 def execute_group(job: GroupJob, options: RunOptions,
@@ -164,6 +166,7 @@ def execute_group(job: GroupJob, options: RunOptions,
             outcome = Outcome(status, max_steps=result.max_steps,
                               diverged_step=result.diverged_step, wall_time_s=wall / len(specs))
             folder.finish(result.metrics, {**provenance, "max_steps": result.max_steps,
+                                           "optimizer_impl": result.optimizer_impl,
                                            "final_metrics": result.final}, outcome)
             outcomes.append(outcome)
         return outcomes

@@ -163,10 +163,14 @@ class TaskModule(pl.LightningModule):
         return loss
 
     def _note_if_bad(self, loss: torch.Tensor) -> None:
-        """Record this step (1-based) as the first bad one if `loss` is the first non-finite."""
-        if self._first_bad is None or self._first_bad.device != loss.device:  # first step, resume
-            previous = 0 if self._first_bad is None else int(self._first_bad)
-            self._first_bad = torch.full((), previous, dtype=torch.long, device=loss.device)
+        """Record this step (1-based) as the first bad one where `loss` is the first non-finite.
+
+        Elementwise: a loss of shape `(S,)` (a run group's seeds) keeps one first bad step each.
+        """
+        if self._first_bad is None:  # first step
+            self._first_bad = torch.zeros(loss.shape, dtype=torch.long, device=loss.device)
+        elif self._first_bad.device != loss.device:  # resumed: loaded on the host
+            self._first_bad = self._first_bad.to(loss.device)
         fresh = ~torch.isfinite(loss) & (self._first_bad == 0)
         self._first_bad.masked_fill_(fresh, self.global_step + 1)
 
@@ -232,19 +236,31 @@ class TaskModule(pl.LightningModule):
             previous = sums.get(key)
             sums[key] = value if previous is None else previous + value
 
-    def _global_sums(self, sums: dict[str, torch.Tensor]) -> dict[str, float]:
-        """The sums added over every process (one all-reduce), read on the host."""
+    def _global_sums(self, sums: dict[str, torch.Tensor]) -> dict[str, list[float]]:
+        """The sums added over every process (one all-reduce), read on the host: one value per
+        model (one model here, S in a run group, whose sums have a leading seed dimension)."""
         keys = sorted(sums)
-        stacked = torch.stack([sums[k].reshape(()) for k in keys])
+        stacked = torch.stack([sums[k].reshape(-1) for k in keys])
         if self.trainer.world_size > 1:
             stacked = self.trainer.strategy.reduce(stacked, reduce_op="sum")
         return dict(zip(keys, stacked.tolist()))
 
-    def on_validation_epoch_end(self) -> None:
+    def _split_sums(self) -> list[dict[str, list[float]]]:
+        """Each evaluation set's global sums (`SPLITS` order; empty where it was not run)."""
+        return [self._global_sums(sums) if sums else {} for sums in self._eval_sums]
+
+    def _evaluation_metrics(self, split_sums: list[dict[str, list[float]]],
+                            model: int = 0) -> dict[str, float]:
+        """Model `model`'s metrics of every evaluation set, named `val/...`, `test/...`."""
         metrics: dict[str, float] = {}
-        for split, sums in zip(SPLITS, self._eval_sums):
+        for split, sums in zip(SPLITS, split_sums):
             if sums:
-                metrics |= split_metrics(self.eval_metrics(self._global_sums(sums)), split)
+                mine = {key: values[model] for key, values in sums.items()}
+                metrics |= split_metrics(self.eval_metrics(mine), split)
+        return metrics
+
+    def on_validation_epoch_end(self) -> None:
+        metrics = self._evaluation_metrics(self._split_sums())
         if metrics:
             # Every process holds the same, already global values: Lightning's `sync_dist`
             # averages identical copies (exact), and keeps it from warning about unsynced metrics.
@@ -257,10 +273,11 @@ class TaskModule(pl.LightningModule):
         # Checkpoint callbacks run before this module's `on_train_batch_end`: at a log step the
         # pending window is about to be logged and emptied, so the checkpoint holds it empty.
         pending = self._loss_sum is not None and not self._is_log_step(self.global_step)
+        # `tolist`: a number for one model, a list for a run group's seeds
         checkpoint["annealbench"] = {
-            "loss_sum": _as_float(self._loss_sum) if pending else None,
+            "loss_sum": self._loss_sum.tolist() if pending else None,
             "loss_count": self._loss_count if pending else 0,
-            "first_bad_step": 0 if self._first_bad is None else int(self._first_bad),
+            "first_bad_step": 0 if self._first_bad is None else self._first_bad.tolist(),
             "diverged_at_step": self.diverged_at_step}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

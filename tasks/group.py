@@ -17,10 +17,15 @@ computed here per seed:
   the weights on the logged steps (the optimizer's own reduction, which would run over all
   seeds, is switched off). For an optimizer that reports Δ without the decoupled weight-decay
   shrink (`muphi`: w ← w·(1 - μ[t]λ) + Δ), the shrink is taken out the same way.
-- `train/loss` and divergence: a seed whose mean training loss is not finite at a log step is
-  recorded as diverged at that step and logs nothing after it; its slice keeps computing, apart
-  from the others (nothing in the step mixes seeds), and the fit stops when every seed has
-  diverged.
+- `train/loss` and divergence: every step folds "is seed s's training loss finite?" into a
+  device-side first-bad-step tensor of shape `(S,)` (the one-seed module's, elementwise); the
+  logged steps read it. A seed whose first non-finite loss was step d has `diverged_at` = d
+  exactly, as its one-seed run, and its rows stop where that run's stop: at the first logged
+  step ≥ d, which logs its (non-finite) `train/loss` and its last evaluation. Its slice keeps
+  computing, apart from the others (nothing in the step mixes seeds), and the fit stops when
+  every seed has stopped.
+- Evaluation: the sums of every evaluation set carry a leading seed dimension; each seed's
+  metrics are formed and named (`val/...`, `test/...`) by the one-seed module's code.
 
 Randomness inside the loss (dropout) would be drawn once for all seeds, and batch norm's running
 statistics would be updated through the stacked buffers in place: `group_blocker` names such
@@ -107,6 +112,18 @@ class SeedGroupModule(TaskModule):
         self._names = {id(p): n for n, p in first.net.named_parameters()}
 
     # --- the members' own functions, once for all seeds ----------------------------------
+    def training_loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The seeds' training losses, shape `(S,)`."""
+        return self._per_seed("training_loss", batch)
+
+    def eval_sums(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        """The seeds' evaluation sums, each of shape `(S,)`."""
+        return self._per_seed("eval_sums", batch)
+
+    def eval_metrics(self, sums: dict[str, float]) -> dict[str, float]:
+        """One seed's metrics from its sums (the members share one task configuration)."""
+        return self.members[0].eval_metrics(sums)
+
     def _per_seed(self, method: str, batch: tuple[torch.Tensor, ...]) -> Any:
         state = {f"task.net.{k}": v for k, v in (*self.net.named_parameters(),
                                                  *self.net.named_buffers())}
@@ -118,7 +135,15 @@ class SeedGroupModule(TaskModule):
         return torch.func.vmap(one, randomness="error")(state, batch)
 
     def _active(self) -> list[int]:
+        """The seeds still logging: not yet found diverged."""
         return [s for s, step in enumerate(self.diverged_at) if step is None]
+
+    def _stopped_now(self) -> list[int]:
+        """The seeds whose rows end at this step: those found diverged on it, the first logged
+        step at or after their first non-finite loss."""
+        every = self.log_every
+        return [s for s, at in enumerate(self.diverged_at)
+                if at is not None and -(-at // every) * every == self.global_step]
 
     # --- optimizer -----------------------------------------------------------------------
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -161,11 +186,8 @@ class SeedGroupModule(TaskModule):
 
     # --- training ------------------------------------------------------------------------
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
-        losses = self._per_seed("training_loss", batch)
-        detached = losses.detach().float()
-        self._loss_sum = detached if self._loss_sum is None else self._loss_sum + detached
-        self._loss_count += 1
-        return losses.sum()
+        """L = Σ_s L_s, after the one-seed bookkeeping (window sums, first bad step) per seed."""
+        return super().training_step(batch, batch_idx).sum()
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         step = self.global_step
@@ -177,21 +199,20 @@ class SeedGroupModule(TaskModule):
         group = optimizer.param_groups[0]
         mu_t = float(group.get("mu_t", group["lr"]))
         rms = self._rms_steps(optimizer)
+        first_bad = [0] * len(self.members) if self._first_bad is None else \
+            self._first_bad.tolist()
         for s in self._active():
             metrics = {"train/loss": losses[s], "opt/mu_t": mu_t, "opt/rms_step": rms[s],
                        "time/elapsed_s": time.perf_counter() - self._started}
             self.sinks[s].log_metrics(metrics, step=step)
-            if not math.isfinite(losses[s]):
-                log.warning("seed %d: training loss %s at step %d: its run stops (diverged)",
-                            self.seeds[s], losses[s], step)
-                self.diverged_at[s] = step
+            if first_bad[s]:
+                log.warning("seed %d: non-finite training loss at step %d: its run stops "
+                            "(diverged)", self.seeds[s], first_bad[s])
+                self.diverged_at[s] = first_bad[s]
         if not self._active():
             self.trainer.should_stop = True  # Lightning evaluates once more as it stops
         elif step % self.trainer.val_check_batch and self._stopped_now():
             self._evaluate_stopped()
-
-    def _stopped_now(self) -> list[int]:
-        return [s for s, at in enumerate(self.diverged_at) if at == self.global_step]
 
     def _evaluate_stopped(self) -> None:
         """The evaluation a one-seed run makes as it stops, for the seeds stopping now."""
@@ -208,25 +229,15 @@ class SeedGroupModule(TaskModule):
         self._set_optimizer_mode("train")
 
     # --- evaluation ----------------------------------------------------------------------
-    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int,
-                        dataloader_idx: int = 0) -> None:
-        for key, value in self._per_seed("eval_sums", batch).items():
-            value = value.detach().double()
-            previous = self._val_sums.get((dataloader_idx, key))
-            self._val_sums[(dataloader_idx, key)] = value if previous is None else previous + value
-
     def on_validation_epoch_end(self) -> None:
         self._log_evaluation(sorted(self._active() + self._stopped_now()))
         self._set_optimizer_mode("train")
 
     def _log_evaluation(self, seeds: list[int]) -> None:
         """Each of `seeds`' metrics from the evaluation sums, to its own sink."""
-        loaders = sorted({idx for idx, _ in self._val_sums})
+        split_sums = self._split_sums()
         for s in seeds:
-            metrics: dict[str, float] = {}
-            for idx in loaders:
-                sums = {k: float(v[s]) for (i, k), v in self._val_sums.items() if i == idx}
-                metrics.update(self.members[s].eval_metrics(sums))
+            metrics = self._evaluation_metrics(split_sums, s)
             if metrics:  # values as `LightningModule.log_dict` stores them for a one-seed run
                 dtype = torch.get_default_dtype()
                 metrics = {k: torch.tensor(v, dtype=dtype).item() for k, v in metrics.items()}
@@ -234,21 +245,18 @@ class SeedGroupModule(TaskModule):
 
     # --- checkpoints ---------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        pending = self._loss_sum is not None and not self._is_log_step(self.global_step)
-        checkpoint["annealbench_group"] = {
-            "seeds": self.seeds,
-            "loss_sum": self._loss_sum.tolist() if pending else None,
-            "loss_count": self._loss_count if pending else 0,
-            "diverged_at": list(self.diverged_at)}
+        """The one-seed state with one entry per seed (pending loss sums, first bad steps),
+        and the group's seeds and the steps at which seeds were found diverged."""
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["annealbench_group"] = {"seeds": self.seeds,
+                                           "diverged_at": list(self.diverged_at)}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint["annealbench_group"]
         if state["seeds"] != self.seeds:
             raise ValueError(f"the checkpoint holds the seeds {state['seeds']}, this group "
                              f"trains {self.seeds}")
-        loss_sum = state["loss_sum"]
-        self._loss_sum = None if loss_sum is None else torch.tensor(loss_sum)
-        self._loss_count = state["loss_count"]
+        super().on_load_checkpoint(checkpoint)
         self.diverged_at = list(state["diverged_at"])
 
 

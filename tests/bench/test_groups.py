@@ -109,8 +109,10 @@ def test_a_group_writes_each_member_folder_as_its_one_seed_run(tmp_path):
         np.testing.assert_allclose(b["value"][keep], a["value"][keep], rtol=1e-3)
         done = json.loads(mine.done_file.read_text())
         assert done["status"] == "done" and done["max_steps"] == alone.max_steps
-        assert json.loads(mine.provenance_file.read_text())["run_group"]["run_ids"] == \
-            [x.run_id for x in specs]
+        provenance, alone_provenance = (json.loads(f.provenance_file.read_text())
+                                        for f in (mine, one))
+        assert provenance["run_group"]["run_ids"] == [x.run_id for x in specs]
+        assert provenance["optimizer_impl"] == alone_provenance["optimizer_impl"]
 
 
 @pytest.fixture(scope="module")
@@ -138,13 +140,11 @@ def test_a_grouped_sweep_writes_the_store_of_the_one_seed_sweep(two_stores):
     loose = a["metric"].eq("opt/rms_step").to_numpy()  # Δ from float32 weights: cancellation
     np.testing.assert_allclose(b["value"][~loose], a["value"][~loose], rtol=1e-4)
     np.testing.assert_allclose(b["value"][loose], a["value"][loose], rtol=5e-2)
-    for run_id in grouped["run_id"]:
-        prov = json.loads((root / "b3" / "runs" / run_id.replace("/", "~") /
-                           "provenance.json").read_text())
-        group = prov["run_group"]
+    for run_id, provenance, alone in zip(grouped["run_id"], grouped["provenance"],
+                                         one["provenance"]):
+        group = json.loads(provenance)["run_group"]
         assert run_id in group["run_ids"] and len(group["run_ids"]) == 3
-        assert not (root / "b1" / "runs" / run_id.replace("/", "~") / "provenance.json") \
-            .read_text().count("run_group")
+        assert "run_group" not in json.loads(alone)
 
 
 KILLED = """
@@ -180,3 +180,17 @@ def test_a_killed_group_resumes_with_the_same_results(tmp_path):
     resumed = run_bench("run", str(suite), "--out", str(out), "--workers", "1")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     pd.testing.assert_frame_equal(comparable_results(out), comparable_results(tmp_path / "ref"))
+
+
+def test_a_diverged_member_records_the_exact_step_of_its_one_seed_run(tmp_path):
+    specs = [spec(s, optimizer="sgd", lr=1e3, task="quadratic") for s in (10, 11)]
+    options = RunOptions(wandb="disabled")
+    grouped = execute_group(GroupJob(tuple(jobs(specs, tmp_path / "g"))), options, {"host": "h"})
+    for s, outcome in zip(specs, grouped):
+        alone = execute_run(s, tmp_path / "one" / s.key, options, {"host": "h"})
+        assert outcome.status == alone.status == "diverged"
+        assert outcome.diverged_step == alone.diverged_step
+        a, b = (pd.read_parquet(RunFolder(tmp_path / d / s.key).metrics_file) for d in ("one", "g"))
+        keep = a["metric"].ne("time/elapsed_s")
+        pd.testing.assert_frame_equal(a[keep].drop(columns="value"), b[keep].drop(columns="value"))
+        np.testing.assert_allclose(b["value"][keep], a["value"][keep], rtol=1e-4)

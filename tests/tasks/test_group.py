@@ -15,6 +15,7 @@ import math
 import pytest
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 from optimizers import build_optimizer
 from tasks import get_task
@@ -58,11 +59,12 @@ def fit_group(task, factory, seeds=SEEDS, **trainer_kwargs):
     return _train(task, module, data, **trainer_kwargs), sinks
 
 
-def _train(task, module, data, logger=False, **trainer_kwargs):
-    trainer = pl.Trainer(**{**task.trainer_kwargs(), **trainer_kwargs}, logger=logger, accelerator="cpu",
-                         devices=1, enable_progress_bar=False, enable_model_summary=False,
-                         enable_checkpointing=False)
-    trainer.fit(module, datamodule=data)
+def _train(task, module, data, logger=False, ckpt_path=None, **trainer_kwargs):
+    trainer = pl.Trainer(**{**task.trainer_kwargs(), "logger": logger, "accelerator": "cpu",
+                            "devices": 1, "enable_progress_bar": False,
+                            "enable_model_summary": False, "enable_checkpointing": False,
+                            **trainer_kwargs})
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     return module
 
 
@@ -129,14 +131,14 @@ def _poison(data, from_step: int) -> None:
         else clean(k)
 
 
-def _poisoned_group(task, factory, poisoned: int | None, from_step: int):
+def _poisoned_group(task, factory, poisoned: int | None, from_step: int, **trainer_kwargs):
     """A group whose member `poisoned` sees NaN inputs from `from_step` on."""
     built = [task.build(factory, seed=s) for s in SEEDS]
     if poisoned is not None:
         _poison(built[poisoned][1], from_step)
     sinks = [RecordingLogger() for _ in SEEDS]
     module = SeedGroupModule([m for m, _ in built], factory, sinks)
-    return _train(task, module, SeedGroupData([d for _, d in built])), sinks
+    return _train(task, module, SeedGroupData([d for _, d in built]), **trainer_kwargs), sinks
 
 
 def _poisoned_one_seed(task, factory, seed: int, from_step: int):
@@ -147,26 +149,38 @@ def _poisoned_one_seed(task, factory, seed: int, from_step: int):
     return module, logger
 
 
-@pytest.mark.parametrize("from_step, stop", [(7, 10), (2, 5)])  # at an evaluation step, between
+# Batch k (0-based) is step k + 1's, so NaN inputs from batch k make step k + 1 the first
+# non-finite one; it is read at the next logged step (every 5), where the seed's rows stop:
+# at an evaluation step (10), and between evaluations (5), where it is evaluated once more.
+@pytest.mark.parametrize("from_step, stop", [(7, 10), (2, 5), (4, 5)])
 def test_a_diverged_seed_stops_as_alone_and_leaves_the_others_identical(from_step, stop):
     task = get_task("diabetes", "smoke", **SHORT, **TASKS["diabetes"])
     factory = factory_for("muphi", {"window": "linear"})
     _, clean_sinks = _poisoned_group(task, factory, None, 0)
     group, sinks = _poisoned_group(task, factory, poisoned=1, from_step=from_step)
-    assert group.diverged_at == [None, stop, None]
+    assert group.diverged_at == [None, from_step + 1, None]
     alone, logger = _poisoned_one_seed(task, factory, SEEDS[1], from_step)
-    assert alone.diverged_at_step == stop
+    assert alone.diverged_at_step == from_step + 1
     assert_rows_close(rows(logger), rows(sinks[1]), rtol=1e-4)  # NaN rows included
+    assert max(step for step, _ in rows(sinks[1])) == stop
     assert math.isnan(rows(sinks[1])[(stop, "train/loss")])
+    assert math.isnan(rows(sinks[1])[(stop, "test/loss")])
     for s in (0, 2):
         assert rows(sinks[s]) == rows(clean_sinks[s])
 
 
 def test_every_seed_diverged_stops_the_fit():
     task = get_task("quadratic", "smoke", **SHORT, **TASKS["quadratic"])
-    group, sinks = fit_group(task, factory_for("sgd", {"window": "constant"}, lr=1e3))
+    factory = factory_for("sgd", {"window": "constant"}, lr=1e3)
+    group, sinks = fit_group(task, factory)
+    alone = [fit(task, factory, seed=seed) for seed in SEEDS]
+    assert group.diverged_at == [module.diverged_at_step for module, _, _ in alone]
     assert all(step is not None for step in group.diverged_at)
-    assert group.global_step == max(group.diverged_at) < SHORT["max_steps"]
+    # the fit stops at the first logged step at or after the last seed's first bad step
+    assert group.global_step == max(trainer.global_step for _, _, trainer in alone)
+    assert max(group.diverged_at) <= group.global_step < SHORT["max_steps"]
+    for s, (_, logger, _) in enumerate(alone):
+        assert_rows_close(rows(logger), rows(sinks[s]), rtol=1e-4)
 
 
 def test_dropout_and_batch_norm_keep_a_task_on_the_one_seed_path():
@@ -185,3 +199,22 @@ def test_group_needs_distinct_seeds_and_one_sink_each():
         build_group(task, factory, [1, 1], [RecordingLogger()] * 2)
     with pytest.raises(ValueError, match="one metric sink per member"):
         build_group(task, factory, [1, 2], [RecordingLogger()])
+
+
+@pytest.mark.filterwarnings("ignore:.*callbacks used to create the checkpoint.*")
+def test_a_resumed_group_keeps_each_seeds_first_bad_step(tmp_path):
+    # Seed 1's first non-finite loss is step 8; the checkpoint of step 9 is written before any
+    # logged step has read it, so only the checkpoint's per-seed first bad steps carry it over.
+    task = get_task("diabetes", "smoke", **SHORT, **TASKS["diabetes"])
+    factory = factory_for("muphi", {"window": "linear"})
+    whole, whole_sinks = _poisoned_group(task, factory, poisoned=1, from_step=7)
+    ckpt = ModelCheckpoint(dirpath=tmp_path, save_last=True, save_top_k=0, every_n_train_steps=9)
+    _poisoned_group(task, factory, poisoned=1, from_step=7, max_steps=9, callbacks=[ckpt],
+                    enable_checkpointing=True)
+    resumed, sinks = _poisoned_group(task, factory, poisoned=1, from_step=7,
+                                     ckpt_path=str(tmp_path / "last.ckpt"))
+    assert resumed.diverged_at == whole.diverged_at == [None, 8, None]
+    for s in range(len(SEEDS)):
+        after = {k: v for k, v in rows(whole_sinks[s]).items() if k[0] > 9}
+        assert after and rows(sinks[s]).keys() == after.keys()
+        assert_rows_close(after, rows(sinks[s]), rtol=0.0)
