@@ -39,11 +39,24 @@ def ran_fastest(optimizer: str, provenance) -> bool:
     return paths is not None and all(p in allowed for p in paths)
 
 
+def in_run_group(provenance) -> bool:
+    """Whether a run was trained as a member of a run group (its clock was shared)."""
+    try:
+        doc = json.loads(provenance) if isinstance(provenance, str) else None
+    except json.JSONDecodeError:
+        return False
+    return isinstance(doc, dict) and bool(doc.get("run_group"))
+
+
 def time_measure(store: Store) -> tuple[str, str]:
-    """(measure, sentence saying why): SECONDS only when every eval run ran a FASTEST path."""
+    """(measure, sentence saying why): SECONDS only when every eval run ran a FASTEST path, alone."""
     runs = store.runs[store.runs["stage"] == "eval"]
     if "time/elapsed_s" not in set(store.results["metric"].unique()):
         return STEPS, "Profiles and time-to-target count steps (no wall-clock time was logged)."
+    grouped = int(sum(in_run_group(p) for p in runs["provenance"]))
+    if grouped:
+        return STEPS, (f"Profiles and time-to-target count steps, not seconds: {grouped} of {len(runs)} eval "
+                       "runs trained as members of run groups, whose clock their seeds share.")
     fast = [ran_fastest(o, p) for o, p in zip(runs["optimizer"], runs["provenance"])]
     slow = runs[[not f for f in fast]]
     if len(slow):

@@ -96,3 +96,17 @@ def test_a_run_ran_its_fastest_path_only_if_every_param_group_did():
     assert ran_fastest("sf-adamw", json.dumps({"optimizer_impl": ["foreach"]}))  # its only path
     assert not ran_fastest("muphi", json.dumps({"optimizer_impl": ["reference"]}))
     assert not ran_fastest("muphi", json.dumps({"cpu": "x86_64"}))  # not recorded: not known to be fast
+
+
+def test_runs_trained_in_run_groups_are_timed_in_steps(make_store):
+    import dataclasses
+
+    from analysis.fairtime import STEPS, time_measure
+    from tests.analysis.synthetic import Synthetic
+
+    store = make_store(Synthetic(n_seeds=2, implementation="fused"))
+    runs = store.runs.copy()
+    runs["provenance"] = [json.dumps({**json.loads(p), "run_group": {"run_ids": ["a", "b"]}})
+                          for p in runs["provenance"]]
+    measure, why = time_measure(dataclasses.replace(store, runs=runs))
+    assert measure == STEPS and "run groups" in why
