@@ -118,6 +118,15 @@ def launched_rank() -> int:
     return int(os.environ.get("LOCAL_RANK", "0")) + int(os.environ.get("NODE_RANK", "0"))
 
 
+def run_provenance(spec: RunSpec, options: RunOptions, environment: dict[str, Any], *,
+                   devices: int) -> dict[str, Any]:
+    """What a run records about where and how it ran, before it starts."""
+    return {**environment, "seed": spec.seed, "derived_seed": spec.derived_seed,
+            "devices": devices, "strategy": options.strategy, "torch_threads": options.threads,
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
 def execute_run(spec: RunSpec, run_dir: Path, options: RunOptions,
                 environment: dict[str, Any]) -> Outcome:
     """Run `spec` into `run_dir`: DONE on success or divergence, FAILED with traceback otherwise.
@@ -131,11 +140,7 @@ def execute_run(spec: RunSpec, run_dir: Path, options: RunOptions,
         return Outcome("done")
     folder.start(spec, keep_checkpoints=options.checkpoints)
     started = time.perf_counter()
-    provenance = {**environment, "seed": spec.seed, "derived_seed": spec.derived_seed,
-                  "devices": options.devices, "strategy": options.strategy,
-                  "torch_threads": options.threads,
-                  "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-                  "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    provenance = run_provenance(spec, options, environment, devices=options.devices)
     try:
         result = fit(spec, folder.path, options)
         if result.global_rank != 0:

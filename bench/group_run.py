@@ -21,7 +21,7 @@ from typing import Any
 
 from bench.atomic import TMP_MARK
 from bench.errors import StoreError
-from bench.execute import FitResult, RunOptions, optimizer_impl
+from bench.execute import FitResult, RunOptions, optimizer_impl, run_provenance
 from bench.group import GroupJob
 from bench.spec import RunSpec
 from bench.store import Outcome, RunFolder
@@ -152,9 +152,7 @@ def execute_group(job: GroupJob, options: RunOptions,
         folder.start(spec, keep_checkpoints=options.checkpoints)
     started = time.perf_counter()
     group = {"run_ids": [s.run_id for s in specs]}
-    common = {**environment, "devices": 1, "strategy": options.strategy,
-              "torch_threads": options.threads, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    provenances = [{**common, "seed": s.seed, "derived_seed": s.derived_seed, "run_group": group}
+    provenances = [{**run_provenance(s, options, environment, devices=1), "run_group": group}
                    for s in specs]
     try:
         results = fit_group(specs, [f.path for f in folders], options)

@@ -18,6 +18,7 @@ tasks: [quadratic]
 optimizers:
   - {name: adamw, hparams: {window: cosine}, lr: [1.0e-2]}
 seeds: {eval: [10, 11]}
+seed_batch: 1
 """
 
 
@@ -46,3 +47,15 @@ def test_visible_gpus_reads_cuda_visible_devices(monkeypatch):
     assert visible_gpus() == ["3", "5"]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert visible_gpus() == []
+
+
+def test_a_run_group_records_the_one_device_its_worker_sees(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    suite = parse_suite(TWO.replace("seed_batch: 1", "seed_batch: 2"), source="pinned.yaml")
+    summary = run_sweep(suite, SweepOptions(out=tmp_path / "out", workers=2, wandb="disabled"))
+    assert summary.counts.get("done") == 2
+    runs = pd.read_parquet(tmp_path / "out" / "runs.parquet")
+    docs = [json.loads(p) for p in runs["provenance"]]
+    assert all(d["run_group"] for d in docs)  # both seeds trained as one group...
+    assert len({d["cuda_visible_devices"] for d in docs}) == 1  # ...on one worker's one device
+    assert docs[0]["cuda_visible_devices"] in ("0", "1")
