@@ -64,8 +64,9 @@ def factor_grid(a: Analysis, factor: str, looks: dict) -> Figure:
         for ax, level in zip(row, ordered):
             chosen = [c for c, v in levels.items() if v == level] + shared
             draw_curves(ax, _subset(a.curves[task], chosen), looks, a.options.level)
-            ax.set_title(f"{task} · {factor} = {level}")
-        row[0].set_ylabel(a.options.metric)
+        row[0].set_ylabel(f"{task}\n{a.options.metric}")  # the row's task: titles stay short
+    for ax, level in zip(axes[0], ordered):
+        ax.set_title(f"{factor} = {level}")
     for ax in axes[-1]:
         ax.set_xlabel("step")
     legend_below(fig, axes)
