@@ -87,7 +87,8 @@ def _task_rows(tc: TaskCurves, final: pd.DataFrame, comparison: Comparison, alph
         c, b = tc.index(config), tc.index(ref)
         y, y_ref = final.loc[config].to_numpy(float), final.loc[ref].to_numpy(float)
         done_ref = y_ref[tc.status[b] == "done"]
-        margin = rule.resolve(float(np.nanmedian(done_ref)) if np.isfinite(done_ref).any() else math.nan)
+        ref_median = float(np.nanmedian(done_ref)) if np.isfinite(done_ref).any() else math.nan
+        margin = rule.resolve(ref_median)
         d = itt_differences(y, y_ref, tc.status[c], tc.status[b], sign)
         itt = pair_stats(d, margin, alpha)
         d_surv = survivor_differences(y, y_ref)
@@ -104,7 +105,8 @@ def _task_rows(tc: TaskCurves, final: pd.DataFrame, comparison: Comparison, alph
             "n_diverged_reference": int(np.sum(tc.status[b] == "diverged")),
             "sd_diff": surv.sd, "n_survivors": surv.n, "estimate_survivors": surv.estimate,
             "p_difference_survivors": surv.p_difference, "p_equivalence_survivors": surv.p_equivalence,
-            "posterior_better": better, "posterior_equivalent": within, "posterior_worse": worse})
+            "posterior_better": better, "posterior_equivalent": within, "posterior_worse": worse,
+            "reference_median": ref_median})
     return rows
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from analysis.figures import relative_differences
 from analysis.interactive import curve_plot, plotly_script
 from analysis.tables import _rounded, verdict_table
 from analysis.summary import Analysis
+from analysis.verdict import ALL_TASKS
 
 SECTIONS = (  # section id → figure names (fnmatch patterns) drawn there, in order
     ("tasks", ("b_curves", "b_train_curves", "c_forest", "h_grid_*")),
@@ -35,6 +37,8 @@ CSS = (
     ".plots{display:grid;gap:1em} .plots>div{min-width:0}"
     ".question{font-size:1.15em} .muted{color:#555}"
     + "".join(f"tr.verdict-{v} td{{background:{c}}}" for v, c in VERDICT_COLOURS.items())
+    + "".join(f"td.verdict-{v}{{background:{c}}}" for v, c in VERDICT_COLOURS.items())
+    + "table.matrix td{text-align:center;font-size:11px} table.matrix td.config{text-align:left;white-space:nowrap}"
 )
 
 
@@ -46,12 +50,53 @@ def _table(df: pd.DataFrame, table_id: str = "") -> str:
 def question(a: Analysis) -> str:
     """The suite's question in one sentence, with the comparison's own description when the
     analysis has one (its references and margin rule)."""
-    text = (f"Does each configuration match, beat or trail the reference {a.baseline} in final "
-            f"{a.options.metric} — on which tasks, and by how much?")
     comparison = getattr(a, "comparison", None)
+    refs = ", ".join(getattr(comparison, "references", None) or (a.baseline,))
+    text = (f"Does each configuration match, beat or trail the reference(s) {refs} in final "
+            f"{a.options.metric} — on which tasks, and by how much?")
     if comparison is not None and hasattr(comparison, "describe"):
         text += " " + comparison.describe()
     return text
+
+
+def _relative(row: pd.Series) -> str:
+    """A verdict row's estimate and interval: in % of the reference's median for a task, in
+    margins (δ) across tasks."""
+    if row["scope"] == ALL_TASKS:
+        unit, scale = "δ", 1.0
+    else:
+        unit, scale = "%", 100.0 / row["reference_median"] if row.get("reference_median") else math.nan
+    if not math.isfinite(row["estimate"]) or not math.isfinite(scale):
+        return ""
+    interval = (f" [{scale * row['ci_low']:+.3g}, {scale * row['ci_high']:+.3g}]"
+                if math.isfinite(row["ci_low"]) and math.isfinite(row["ci_high"]) else "")
+    return f"{scale * row['estimate']:+.3g}{unit}{interval}"
+
+
+def verdict_matrix_html(a: Analysis) -> str:
+    """The answer at a glance: per reference, configurations × tasks (and all tasks), each cell
+    its verdict with the estimate and (1 − 2α) interval relative to the reference."""
+    verdict = verdict_table(a, details=True)
+    if verdict is None or verdict.empty:
+        return ""
+    parts = []
+    for ref, rows in verdict.groupby("reference", sort=False):
+        scopes = list(dict.fromkeys(rows["scope"]))
+        head = "".join(f"<th>{html.escape(str(s))}</th>" for s in scopes)
+        body = []
+        for config, by_config in rows.groupby("config", sort=False):
+            cells = {r["scope"]: r for _, r in by_config.iterrows()}
+            tds = "".join(
+                f"<td class='verdict-{html.escape(cells[s]['verdict'])}'><b>{html.escape(cells[s]['verdict'])}</b>"
+                f"<br>{html.escape(_relative(cells[s]))}</td>" if s in cells else "<td></td>" for s in scopes)
+            body.append(f"<tr><td class='config'>{html.escape(str(config))}</td>{tds}</tr>")
+        parts.append(f"<h3>Against {html.escape(str(ref))}</h3><table class='matrix'><thead><tr>"
+                     f"<th>configuration</th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+    return ("<div id='verdict-matrix'>" + "".join(parts) +
+            f"<p class='muted'>Each cell: the verdict, then the paired difference in final "
+            f"{html.escape(a.options.metric)} (configuration − reference; {100 * (1 - 2 * a.options.alpha):g}% "
+            f"interval) in % of the reference's median on a task, in margins δ across tasks. Every row of "
+            f"the table below gives its margin, test, n and p-values.</p></div>")
 
 
 def verdict_html(a: Analysis) -> str:
@@ -69,10 +114,12 @@ def verdict_html(a: Analysis) -> str:
         rows.append(f"<tr class='verdict-{html.escape(str(raw['verdict']))}'>{cells}</tr>")
     head = "".join(f"<th>{html.escape(c)}</th>" for c in verdict.columns)
     key = ", ".join(f"<span style='background:{c};padding:0 4px'>{v}</span>" for v, c in VERDICT_COLOURS.items())
-    return (f"<table id='verdict'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return (f"<details id='verdict-rows'><summary>Every verdict row: margin, test, n, p-values</summary>"
+            f"<table id='verdict'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
             f"<p class='muted'>Rows coloured by verdict: {key}. The margin is the absolute "
-            f"equivalence margin in {html.escape(a.options.metric)}; the interval is at "
-            f"{100 * a.options.level:g}%.</p>")
+            f"equivalence margin in {html.escape(a.options.metric)} (in margins δ for all tasks); the "
+            f"interval is the {100 * (1 - 2 * a.options.alpha):g}% (1 − 2α) interval the equivalence test "
+            f"uses; p-values are Holm-adjusted.</p></details>")
 
 
 def figure_html(name: str, png: Path) -> str:
@@ -144,7 +191,8 @@ def render_html(a: Analysis, figures: dict[str, Path], tables: dict[str, pd.Data
         f"<code>{html.escape(o.metric)}</code>; reference <code>{html.escape(a.baseline)}</code>; eval-stage "
         f"runs only; α = {o.alpha:g}, intervals at {100 * o.level:g}%.</p>",
         "<section id='question'><h2>1. The question and the verdict</h2>",
-        f"<p class='question'>{html.escape(question(a))}</p>", verdict_html(a), "</section>",
+        f"<p class='question'>{html.escape(question(a))}</p>", verdict_matrix_html(a), verdict_html(a),
+        "</section>",
     ]
     parts += task_section(a, figures, looks, train)
     parts += ["<section id='across'><h2>3. Across tasks</h2>"]

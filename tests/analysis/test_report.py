@@ -144,6 +144,19 @@ def test_verdict_table_is_written_first_and_shown_before_any_figure(verdict_repo
     assert "No verdict computed" not in page
 
 
+def test_the_verdict_matrix_comes_first_with_one_cell_per_verdict_row(verdict_report):
+    a, paths = verdict_report
+    page = paths.html.read_text()
+    start = page.index("<div id='verdict-matrix'>")
+    matrix = page[start:page.index("</div>", start)]
+    assert start < page.index("<table id='verdict'")
+    cells = re.findall(r"<td class='verdict-(\w+)'><b>(\w+)</b><br>([^<]*)</td>", matrix)
+    assert len(cells) == len(a.verdict) and all(c == v for c, v, _ in cells)
+    assert sorted(v for _, v, _ in cells) == sorted(a.verdict["verdict"])
+    assert matrix.count("<h3>Against ") == a.verdict["reference"].nunique()
+    assert any(text.endswith("]") and "%" in text for _, _, text in cells)  # task cells: % of the reference
+
+
 def test_verdict_rows_are_coloured_by_verdict_with_the_margin_shown(verdict_report):
     a, paths = verdict_report
     page = paths.html.read_text()
