@@ -1,4 +1,4 @@
-"""Trust-region diagnostics (THEORY.md section 5.2) from the logged radius and step size.
+"""Trust-region diagnostics (docs/theory.md section 6) from the logged radius and step size.
 
 For every run that logged `opt/mu_t` (μ[t] = μ·Ϝ[t]) and `opt/rms_step` (RMS of Δ over
 coordinates), the theory predicts RMS(Δ[t]) ≈ μ[t]. In the vanishing part of a window

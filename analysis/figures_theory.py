@@ -1,4 +1,4 @@
-"""The theory's figures: (a) the window family of THEORY.md section 4 and (f) the trust-region
+"""The theory's figures: (a) the window family of docs/theory.md section 5 and (f) the trust-region
 diagnostics of section 5.2, with the bounds the theory puts on RMS(Δ)/μ[t]."""
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def window_family() -> Figure:
 
 
 def noise_bound(hparams: str | None) -> tuple[float, bool]:
-    """The all-noise bound sqrt(η²/(1 − β²)) on RMS(Δ)/μ[t] (THEORY.md section 5, item 2) from a
+    """The all-noise bound sqrt(η²/(1 − β²)) on RMS(Δ)/μ[t] (docs/theory.md section 6) from a
     run's hyperparameters (`betas` = (β, β2), `eta`; η defaults to 1 − β, or 1 when β = 0), and
     whether β was recorded (else β = DEFAULT_BETA)."""
     h = json.loads(hparams) if hparams else {}
@@ -131,7 +131,7 @@ def _scatter_row(axes, a: Analysis, looks: dict) -> None:
 def diagnostics(a: Analysis, looks: dict) -> Figure:
     """(f) Per task: RMS(Δ) and μ[t] over progress r, and their ratio between the theory's
     bounds (all-signal ≈ 1, all-noise sqrt(η²/(1−β²))); last row: window mean and smoothness L
-    against the final value relative to the reference (THEORY.md section 5.2)."""
+    against the final value relative to the reference (docs/theory.md section 6)."""
     tasks = list(a.optimizer_curves) if not a.diagnostics.empty else []
     if not tasks:
         fig = Figure(figsize=(style.PAGE_IN, 1.4))

@@ -1,6 +1,6 @@
 """The theory's own prediction: does a window matter beyond its mean radius?
 
-THEORY.md section 4 characterises every window by its mean and its smoothness factor L, and
+docs/theory.md section 5 characterises every window by its mean and its smoothness factor L, and
 section 5 predicts that any smooth vanishing window reaches about the same final loss as cosine.
 The mean radius μ̄ = mean_t μ[t] combines the selected μ with the window's mean. Per task, over
 the completed runs that logged μ[t], fit

@@ -4,7 +4,7 @@ A suite names tasks, optimizer configurations with a learning-rate grid each, tu
 evaluation seeds. Stage `tune` runs every (task, configuration, lr, tuning seed); stage `eval`
 reruns the selected lr on the evaluation seeds, which must be disjoint from the tuning seeds.
 
-Learning rates are the radius constant μ of THEORY.md §2 for `muphi` (μ[t] = μ·Ϝ[t]) and the
+Learning rates are the radius constant μ of docs/theory.md section 2 for `muphi` (μ[t] = μ·Ϝ[t]) and the
 peak learning rate for the other optimizers.
 """
 
