@@ -14,6 +14,9 @@ from bench.atomic import read_parquet
 from tests.bench.helpers import ROOT, bench_cmd, bench_env, comparable_results, run_bench
 
 KILLS = 20
+# One seed per run: twelve separate runs give the kills many moments between two finished runs
+# (a killed run group is tested in tests/bench/test_groups.py).
+ONE_SEED = ("--seed-batch", "1")
 
 
 @pytest.mark.slow
@@ -22,7 +25,7 @@ def test_twenty_random_kills_then_resume(tmp_path):
     reference = tmp_path / "reference"
     started = time.monotonic()
     clean = run_bench("run", "smoke", "--out", str(reference), "--workers", "2",
-                      "--wandb", "disabled")
+                      "--wandb", "disabled", *ONE_SEED)
     assert clean.returncode == 0, clean.stderr[-2000:]
     clean_s = time.monotonic() - started  # kills land from start-up on; progress accumulates
     out = tmp_path / "killed"
@@ -30,7 +33,7 @@ def test_twenty_random_kills_then_resume(tmp_path):
     finished_between = []
     for _ in range(KILLS):
         proc = subprocess.Popen(bench_cmd("run", "smoke", "--out", str(out), "--workers", "2",
-                                          "--wandb", "disabled"), cwd=ROOT, env=bench_env(),
+                                          "--wandb", "disabled", *ONE_SEED), cwd=ROOT, env=bench_env(),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.3, clean_s))  # start-up alone can take most of a clean sweep
         proc.send_signal(signal.SIGKILL)
@@ -40,7 +43,8 @@ def test_twenty_random_kills_then_resume(tmp_path):
             assert not read_parquet(marker.parent / "metrics.parquet").empty
         finished_between.append(len(done))
     assert any(0 < n < 12 for n in finished_between), finished_between  # kills mid-sweep
-    resumed = run_bench("run", "smoke", "--out", str(out), "--workers", "2", "--wandb", "disabled")
+    resumed = run_bench("run", "smoke", "--out", str(out), "--workers", "2", "--wandb", "disabled",
+                        *ONE_SEED)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     runs = pd.read_parquet(out / "runs.parquet")
     assert len(runs) == 12 and runs["run_id"].is_unique and set(runs["status"]) == {"done"}
