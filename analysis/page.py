@@ -47,11 +47,16 @@ def _table(df: pd.DataFrame, table_id: str = "") -> str:
     return _rounded(df).to_html(index=False, escape=True, **attrs)
 
 
+def _references(a: Analysis) -> tuple[str, ...]:
+    """The references the verdicts compare against (the first of them before any comparison)."""
+    return tuple(getattr(getattr(a, "comparison", None), "references", None) or (a.baseline,))
+
+
 def question(a: Analysis) -> str:
     """The suite's question in one sentence, with the comparison's own description when the
     analysis has one (its references and margin rule)."""
     comparison = getattr(a, "comparison", None)
-    refs = ", ".join(getattr(comparison, "references", None) or (a.baseline,))
+    refs = ", ".join(_references(a))
     text = (f"Does each configuration match, beat or trail the reference(s) {refs} in final "
             f"{a.options.metric} — on which tasks, and by how much?")
     if comparison is not None and hasattr(comparison, "describe"):
@@ -188,8 +193,9 @@ def render_html(a: Analysis, figures: dict[str, Path], tables: dict[str, pd.Data
         f"<style>{CSS}</style>", plotly_script(), "</head><body>",
         "<h1>annealbench report</h1>",
         f"<p class='muted'>Store <code>{html.escape(str(a.store.root))}</code>; endpoint "
-        f"<code>{html.escape(o.metric)}</code>; reference <code>{html.escape(a.baseline)}</code>; eval-stage "
-        f"runs only; α = {o.alpha:g}, intervals at {100 * o.level:g}%.</p>",
+        f"<code>{html.escape(o.metric)}</code>; references "
+        f"{', '.join(f'<code>{html.escape(r)}</code>' for r in _references(a))}; eval-stage runs only; "
+        f"α = {o.alpha:g}; verdict intervals at {100 * (1 - 2 * o.alpha):g}%, curve bands at {100 * o.level:g}%.</p>",
         "<section id='question'><h2>1. The question and the verdict</h2>",
         f"<p class='question'>{html.escape(question(a))}</p>", verdict_matrix_html(a), verdict_html(a),
         "</section>",
