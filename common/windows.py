@@ -96,8 +96,35 @@ def window(kind: str, r, *, p: float = 1.0, warmup: float = 0.0, plateau: float 
     return _evaluate(kind, r, p, m, e, low)
 
 
+def _shape_scalar(kind: str, x: float, p: float) -> float:
+    """`shape` for one float, with `math`: the optimizer evaluates its window once per step."""
+    if kind == "constant":
+        return 1.0
+    if kind == "linear":
+        return 1.0 - x
+    if kind == "root":
+        return max(1.0 - x, 0.0) ** (1.0 / p)
+    if kind == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * x))
+    return math.cos(0.5 * math.pi * x)  # cosine1
+
+
+def _evaluate_scalar(kind: str, r: float, p: float, m: float, e: float, low: float) -> float:
+    """`_evaluate` for one progress value, the same formulas without numpy's per-call cost."""
+    if not (math.isfinite(r) and 0.0 <= r <= 1.0):
+        raise ValueError(f"progress r={r!r} is out of range: allowed is 0 <= r <= 1")
+    x = min(max((r - (m + e)) / (1.0 - (m + e)), 0.0), 1.0)
+    warming = m > 0.0 and r < m
+    if warming:
+        x = min((m - r) / m, 1.0)
+    psi = 1.0 - x if kind == "constant" and warming else _shape_scalar(kind, x, p)
+    return low + (1.0 - low) * psi
+
+
 def _evaluate(kind: str, r, p: float, m: float, e: float, low: float):
     """`window` without the parameter checks (for callers that validated them once)."""
+    if isinstance(r, (float, int, np.floating, np.integer)) and not isinstance(r, bool):
+        return _evaluate_scalar(kind, float(r), p, m, e, low)
     scalar = np.ndim(r) == 0
     arr = check_progress(r)
     x = reparameterise(arr, warmup=m, plateau=e)

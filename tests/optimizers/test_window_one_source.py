@@ -44,3 +44,19 @@ def test_analysis_window_is_the_optimizers_mu_t(kind: str, shape: dict[str, floa
     if shape["warmup"]:
         # The grid reaches into the warm-up, where the two sources once disagreed.
         assert drawn[0] == pytest.approx(shape["floor"]) and drawn[1] > drawn[0]
+
+
+@pytest.mark.parametrize("kind", ["constant", "linear", "root", "cosine", "cosine1"])
+@pytest.mark.parametrize("warmup,plateau,floor", [(0.0, 0.0, 0.0), (0.1, 0.0, 0.0), (0.1, 0.3, 0.2)])
+def test_the_scalar_path_equals_the_array_path(kind, warmup, plateau, floor):
+    """The optimizer's per-step float path and the analysis' array path give one window."""
+    from common import windows as W
+
+    p = 2.0 if kind == "root" else 1.0
+    r = np.linspace(0.0, 1.0, 201)
+    array = W.window(kind, r, p=p, warmup=warmup, plateau=plateau, floor=floor)
+    scalar = [W.window(kind, float(x), p=p, warmup=warmup, plateau=plateau, floor=floor) for x in r]
+    assert all(isinstance(v, float) for v in scalar)
+    np.testing.assert_allclose(scalar, array, rtol=0, atol=1e-15)
+    with pytest.raises(ValueError, match="out of range"):
+        W.window(kind, 1.5, p=p, warmup=warmup, plateau=plateau, floor=floor)
