@@ -52,14 +52,12 @@ def quiet_lightning() -> None:
     logging.getLogger("wandb").setLevel(logging.ERROR)
 
 
-def fit(spec: RunSpec, run_dir: Path, options: RunOptions) -> FitResult:
-    """Build the task with the run's optimizer and derived seed, and train it."""
+def task_and_factory(spec: RunSpec, options: RunOptions) -> tuple[Any, Any]:
+    """The run's task and its optimizer factory, in a process seeded with the run's derived seed
+    (a run group passes its first member: the members differ only in their seed)."""
     import pytorch_lightning as pl
     import torch
 
-    from bench.checkpoint import LAST, LastCheckpoint
-    from bench.tidy import RowsInCheckpoint, TidyLogger
-    from bench.wandb_mode import make_wandb_logger
     from optimizers import build_optimizer
     from tasks import get_task
 
@@ -71,6 +69,18 @@ def fit(spec: RunSpec, run_dir: Path, options: RunOptions) -> FitResult:
         return build_optimizer(spec.optimizer, param_groups, total_steps=total_steps, **kwargs)
 
     pl.seed_everything(spec.derived_seed, workers=True, verbose=False)
+    return task, factory
+
+
+def fit(spec: RunSpec, run_dir: Path, options: RunOptions) -> FitResult:
+    """Build the task with the run's optimizer and derived seed, and train it."""
+    import pytorch_lightning as pl
+
+    from bench.checkpoint import LAST, LastCheckpoint
+    from bench.tidy import RowsInCheckpoint, TidyLogger
+    from bench.wandb_mode import make_wandb_logger
+
+    task, factory = task_and_factory(spec, options)
     module, datamodule = task.build(factory, seed=spec.derived_seed)
     tidy = TidyLogger()
     loggers: list[Any] = [tidy]

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import shutil
 import time
 import traceback
 from pathlib import Path
 from typing import Any
 
-from bench.atomic import TMP_MARK
 from bench.errors import StoreError
-from bench.execute import FitResult, RunOptions, optimizer_impl, run_provenance
+from bench.execute import FitResult, RunOptions, optimizer_impl, run_provenance, task_and_factory
 from bench.group import GroupJob
 from bench.spec import RunSpec
 from bench.store import Outcome, RunFolder
@@ -42,8 +40,10 @@ class _Fanout:
 
 def _group_callbacks(tidies: list[Any], ckpt_dir: Path | None) -> list[Any]:
     """Every member's rows inside the group's checkpoints, and (with `ckpt_dir`) the checkpoint
-    written after each evaluation, atomically, as `ckpt_dir/last.ckpt`."""
+    written after each evaluation, atomically, as `ckpt_dir/last.ckpt` (`LastCheckpoint`)."""
     from pytorch_lightning import Callback
+
+    from bench.checkpoint import LastCheckpoint
 
     class GroupRowsInCheckpoint(Callback):
         def state_dict(self) -> dict[str, Any]:
@@ -53,18 +53,7 @@ def _group_callbacks(tidies: list[Any], ckpt_dir: Path | None) -> list[Any]:
             for tidy, rows in zip(tidies, state_dict["rows"]):
                 tidy.rows = [tuple(r) for r in rows]
 
-    class LastAfterEvaluation(Callback):
-        # `ModelCheckpoint(save_top_k=0, save_last=True)` writes `last.ckpt` only once a top-k
-        # checkpoint was saved at that step, i.e. never before the end of the fit.
-        def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-            if trainer.sanity_checking:
-                return
-            ckpt_dir.mkdir(parents=True, exist_ok=True)
-            partial = ckpt_dir / f"last.ckpt{TMP_MARK}"
-            trainer.save_checkpoint(partial)
-            os.replace(partial, ckpt_dir / "last.ckpt")
-
-    return [GroupRowsInCheckpoint()] + ([LastAfterEvaluation()] if ckpt_dir else [])
+    return [GroupRowsInCheckpoint()] + ([LastCheckpoint(ckpt_dir)] if ckpt_dir else [])
 
 
 def _resume_from(ckpt_dir: Path, seeds: list[int]) -> str | None:
@@ -88,28 +77,18 @@ def _resume_from(ckpt_dir: Path, seeds: list[int]) -> str | None:
 def fit_group(specs: list[RunSpec], run_dirs: list[Path], options: RunOptions) -> list[FitResult]:
     """Build the members with their derived seeds and train them as one model."""
     import pytorch_lightning as pl
-    import torch
 
     from bench.tidy import TidyLogger
     from bench.wandb_mode import make_wandb_logger
-    from optimizers import build_optimizer
-    from tasks import get_task
     from tasks.group import build_group
 
-    torch.set_num_threads(options.threads)
     first = specs[0]
-    task = get_task(first.task, preset=first.preset, **dict(first.task_overrides))
-    kwargs = first.optimizer_kwargs()
-
-    def factory(param_groups: list[dict], total_steps: int) -> torch.optim.Optimizer:
-        return build_optimizer(first.optimizer, param_groups, total_steps=total_steps, **kwargs)
-
+    task, factory = task_and_factory(first, options)
     tidies = [TidyLogger() for _ in specs]
     wandbs = [make_wandb_logger(s.to_json(), str(d), options.wandb)
               for s, d in zip(specs, run_dirs)] if options.wandb != "disabled" else []
     sinks = [_Fanout([t, *wandbs[i:i + 1]]) for i, t in enumerate(tidies)]
     seeds = [s.derived_seed for s in specs]
-    pl.seed_everything(first.derived_seed, workers=True, verbose=False)
     module, datamodule = build_group(task, factory, seeds, sinks)
     ckpt_dir = run_dirs[0] / "checkpoints" / "group" if options.checkpoints else None
     callbacks = _group_callbacks(tidies, ckpt_dir)
