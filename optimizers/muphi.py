@@ -10,7 +10,6 @@ call per group, the CPU path) and `optimizers.compiled` (torch.compile, the GPU 
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 from numbers import Real
@@ -21,7 +20,7 @@ import torch
 from optimizers import compiled as C
 from optimizers import native
 from optimizers.reference import FAST_NUMERATORS, NUMERATORS, StepConfig, init_state, reference_step
-from optimizers.windows import Window, make_window, progress
+from optimizers.windows import Window, cached_window, progress
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +37,6 @@ def default_eta(beta: float, gamma: float) -> float:
     every zero γ; γ = 0 gives η = 1 - β, Adam's first moment (the exactness claim X1 needs it).
     """
     return (1.0 - beta) / (1.0 - gamma)
-
-
-@functools.lru_cache(maxsize=256)
-def _window(kind: str, p: float, warmup: float, plateau: float, floor: float) -> Window:
-    return make_window(kind, p=p, warmup=warmup, plateau=plateau, floor=floor)
 
 
 def _number(name: str, value: Any, low: float, high: float, *, low_open: bool = False,
@@ -93,7 +87,7 @@ def validate_hparams(group: dict[str, Any]) -> None:
     _number("weight_decay", group["weight_decay"], 0.0, math.inf, high_open=True)
     if not isinstance(group["decoupled_weight_decay"], bool):
         raise ValueError(f"decoupled_weight_decay={group['decoupled_weight_decay']!r} is not allowed: expected True or False")
-    window = _window(group["window"], group["p"], group["warmup"], group["plateau"], group["floor"])
+    window = cached_window(group["window"], group["p"], group["warmup"], group["plateau"], group["floor"])
     total = group["total_steps"]
     if total is None:
         if window.kind != "constant" or window.warmup > 0:
@@ -192,7 +186,7 @@ class MuPhi(torch.optim.Optimizer):
 
     # ------------------------------------------------------------------ the step
     def _mu_t(self, group: dict[str, Any]) -> float:
-        window = _window(group["window"], group["p"], group["warmup"], group["plateau"], group["floor"])
+        window = cached_window(group["window"], group["p"], group["warmup"], group["plateau"], group["floor"])
         k, total = group["step"], group["total_steps"]
         if total is None:
             return float(group["lr"])

@@ -21,7 +21,7 @@ import torch
 from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
 
 from optimizers.muphi import run_closure
-from optimizers.windows import Window, make_window, progress
+from optimizers.windows import Window, cached_window, progress
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,8 @@ class _Windowed:
     @torch.no_grad()
     def step(self, closure=None):
         for group in self.param_groups:
-            window = make_window(group["window"], p=group["p"], warmup=group["warmup"],
-                                 plateau=group["plateau"], floor=group["floor"])
+            window = cached_window(group["window"], group["p"], group["warmup"], group["plateau"],
+                                   group["floor"])
             k, total = group["window_step"], group["total_steps"]
             if k >= total and not self._warned_past_end:
                 self._warned_past_end = True

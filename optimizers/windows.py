@@ -8,6 +8,8 @@ per-step statistics of a window τ steps long. `progress(step, total_steps)` (re
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,3 +93,10 @@ def window_smoothness(window: Window, steps: int) -> float:
     """
     values = _samples(window, steps)
     return W.mean_and_smoothness(np.arange(steps + 1, dtype=np.float64) / steps, values)[1]
+
+
+@functools.lru_cache(maxsize=256)
+def cached_window(kind: str, p: float, warmup: float, plateau: float, floor: float) -> Window:
+    """`make_window` for the window a param group names, built and checked once (optimizers
+    look it up every step)."""
+    return make_window(kind, p=p, warmup=warmup, plateau=plateau, floor=floor)
