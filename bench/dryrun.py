@@ -25,7 +25,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bench.spec import RunSpec, expand_tune
+from bench.spec import expand_tune
+from common.store_schema import task_label
 from bench.suite import Suite, TaskEntry
 
 log = logging.getLogger(__name__)
@@ -57,10 +58,6 @@ class Row:
         if self.step_time.seconds is None:
             return None
         return self.runs * self.steps * self.step_time.seconds / 3600.0
-
-
-def task_label(task: TaskEntry) -> str:
-    return RunSpec("", "tune", task.name, task.preset, task.overrides, "", (), 1.0, 0).task_label
 
 
 def device_name() -> str:
@@ -113,7 +110,7 @@ def step_times(suite: Suite, given: Mapping[str, float], steps: int) -> dict[Tas
     """A step time per task entry: `given[label]`, else `given[name]`, else measured."""
     times = {}
     for task in suite.tasks:
-        label = task_label(task)
+        label = task_label(task.name, task.overrides)
         seconds = given.get(label, given.get(task.name))
         if seconds is not None:
             times[task] = StepTime(seconds, "given")
@@ -125,7 +122,7 @@ def step_times(suite: Suite, given: Mapping[str, float], steps: int) -> dict[Tas
 
 def check_given(suite: Suite, given: Mapping[str, float]) -> None:
     """Every `--step-time` key names a task of the suite, and every value is a time > 0."""
-    known = {t.name for t in suite.tasks} | {task_label(t) for t in suite.tasks}
+    known = {t.name for t in suite.tasks} | {task_label(t.name, t.overrides) for t in suite.tasks}
     for key, seconds in given.items():
         if key not in known:
             raise ValueError(f"--step-time {key}=…: the suite has no task {key!r}; its tasks: "
@@ -142,7 +139,7 @@ def run_table(suite: Suite, times: Mapping[TaskEntry, StepTime]) -> list[Row]:
     rows = []
     for task in suite.tasks:
         steps = task_budget(task.name, task.preset, dict(task.overrides))
-        label = task_label(task)
+        label = task_label(task.name, task.overrides)
         specs = [s for s in tune if s.task_label == label]
         if specs:
             points = len({(s.config, s.lr) for s in specs})

@@ -21,8 +21,7 @@ from bench.suite import OptimizerEntry, Scalar, Suite, TaskEntry
 from common.store_schema import (RunKey, config_label, format_lr, format_value,
                                  identity_overrides)
 
-STAGES = ("tune", "eval")
-__all__ = ["STAGES", "RunSpec", "config_label", "derive_seed", "format_lr", "format_value",
+__all__ = ["RunSpec", "config_label", "derive_seed", "format_lr", "format_value",
            "expand_eval", "expand_tune", "group_key", "check_unique"]
 
 

@@ -21,6 +21,7 @@ import yaml
 
 from bench.errors import SuiteError
 from common.compare import Comparison, CompareError, comparison_from_dict
+from common.store_schema import config_label, task_label
 
 Scalar = bool | int | float | str
 SeedBatch = int | str  # seeds per run group: an integer ≥ 1 (1: one seed per run) or "auto"
@@ -338,8 +339,6 @@ def _compare(raw: Any, source: str, tasks: tuple[TaskEntry, ...],
              optimizers: tuple[OptimizerEntry, ...]) -> Comparison:
     """The `compare:` section; its references must be configurations of the suite and its
     per-task margins tasks of the suite (by the labels the store records)."""
-    from bench.spec import config_label, format_value  # bench.spec imports this module
-
     try:
         compare = comparison_from_dict(raw, origin=f"compare section of {source}")
     except CompareError as err:
@@ -349,8 +348,7 @@ def _compare(raw: Any, source: str, tasks: tuple[TaskEntry, ...],
     if unknown:
         raise SuiteError(source, "compare.references", f"{unknown} are not configurations of the "
                                                        f"suite; configurations: {labels}")
-    task_labels = [t.name if not t.overrides else
-                   f"{t.name}[{','.join(f'{k}={format_value(v)}' for k, v in t.overrides)}]" for t in tasks]
+    task_labels = [task_label(t.name, t.overrides) for t in tasks]  # as the store records them
     stray = [t for t, _ in compare.per_task if t not in task_labels]
     if stray:
         raise SuiteError(source, "compare.per_task", f"{stray} are not tasks of the suite; tasks: {task_labels}")

@@ -43,6 +43,17 @@ def test_compare_section_parses_into_a_frozen_comparison():
     assert parse_suite(SUITE, source="s.yaml").compare is None
 
 
+def test_per_task_margins_name_tasks_as_the_store_labels_them():
+    """Overrides that cannot change the computation (`data_dir`) are not part of the label the
+    store records, so a per-task margin names the task without them."""
+    suite = SUITE.replace("{n_train: 200}", "{n_train: 200, data_dir: /tmp/x}")
+    c = parse_suite(suite + COMPARE, source="s.yaml").compare
+    assert c.margin_for("diabetes[n_train=200]") == Margin("absolute", 0.01)
+    with pytest.raises(SuiteError, match="not tasks of the suite"):
+        parse_suite(suite + COMPARE.replace("diabetes[n_train=200]", "diabetes[data_dir=/tmp/x,n_train=200]"),
+                    source="s.yaml")
+
+
 def test_every_configuration_meets_every_reference_once():
     c = Comparison(references=("adamw[window=cosine]", "muphi[window=cosine]"), margin=Margin("relative", 0.02))
     pairs = c.pairs(("adamw[window=cosine]", "muphi[window=cosine]", "muphi[window=linear]", "sgd"))

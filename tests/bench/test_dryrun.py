@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from bench.cli import main
-from bench.dryrun import StepTime, dry_run, measure_step_time, run_table, task_label
+from bench.dryrun import StepTime, dry_run, measure_step_time, run_table
+from common.store_schema import task_label
 from bench.suite import load_suite, shipped_suites
 from bench.validate import validate_suite
 from tasks import get_task
@@ -156,7 +157,7 @@ def test_cli_dry_run_of_paper_with_given_step_times(capsys):
     suite = load_suite("paper")
     tuned = sum(len(o.lr_grid) for o in suite.optimizers if len(o.lr_grid) > 1)
     runs_per_task = tuned * 3 + len(suite.optimizers) * 5
-    steps = {task_label(t): _config(t).max_steps for t in suite.tasks}
+    steps = {task_label(t.name, t.overrides): _config(t).max_steps for t in suite.tasks}
     hours = sum(runs_per_task * s * (0.05 if label.startswith("cifar10") else 0.1) / 3600
                 for label, s in steps.items())
     assert f"total: {4 * runs_per_task} runs, {hours:,.1f} device-hours" in out
