@@ -71,7 +71,7 @@ def _task_facts(task: str, preset: str, overrides: tuple) -> tuple[str | None, i
 
     built = get_task(task, preset=preset, **dict(overrides))
     net = built.spec.make_net(built.config)
-    return group_blocker(built), sum(p.numel() for p in net.parameters())
+    return group_blocker(built, net), sum(p.numel() for p in net.parameters())
 
 
 def group_size(spec: RunSpec, seed_batch: SeedBatch, options: RunOptions) -> tuple[int, str]:

@@ -86,8 +86,6 @@ def find_batches(root: Path) -> Path:
     raise DatasetError(f"CIFAR-10 not found: no {META_FILE} in {looked}; {HOW_TO_GET}")
 
 
-md5 = fetching.md5
-
 
 def expected_checksums(folder: Path) -> dict[str, str]:
     """MD5s from the folder's `MD5SUMS` manifest if present, else the published ones."""
@@ -112,7 +110,7 @@ def _unpickle(path: Path, checksums: dict[str, str]) -> dict:
     want = checksums.get(path.name)
     if want is None:
         raise _fail(path, f"has no checksum in {path.parent / MANIFEST}")
-    got = md5(path)
+    got = fetching.md5(path)
     if got != want:
         raise _fail(path, f"fails its checksum (MD5 {got}, expected {want}): truncated or altered")
     try:

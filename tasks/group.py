@@ -57,9 +57,10 @@ class MetricSink(Protocol):
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
 
 
-def group_blocker(task: Task) -> str | None:
-    """Why `task` cannot be trained as a run group, or None when it can."""
-    net = task.spec.make_net(task.config)
+def group_blocker(task: Task, net: nn.Module | None = None) -> str | None:
+    """Why `task` cannot be trained as a run group, or None when it can (`net`: the task's
+    network when the caller has already built it)."""
+    net = task.spec.make_net(task.config) if net is None else net
     for name, module in net.named_modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             return f"{task.name}: batch norm ({name}) keeps running statistics per seed"

@@ -119,8 +119,7 @@ def build(cfg: ShakespeareConfig, factory: OptimizerFactory, seed: int):
 
 def _splits(cfg: ShakespeareConfig) -> dict[str, int]:
     corpus = text.load_corpus(cfg.text_path, corpus=cfg.corpus)
-    evaluated = (min(cfg.val_tokens, len(part) - 1) // cfg.block_size * cfg.block_size
-                 for part in (corpus.val, corpus.test))
+    evaluated = (consecutive(part, cfg)[1].numel() for part in (corpus.val, corpus.test))
     return dict(zip(("train", "val", "test"), (len(corpus.train), *evaluated)))
 
 

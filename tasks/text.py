@@ -153,11 +153,9 @@ def wikitext_folder(text_path: str = "") -> Path:
     return fetching.data_home() / WIKITEXT103.name / WIKITEXT103.folder
 
 
-def load_wikitext(text_path: str = "", download: bool = False) -> Corpus:
+def load_wikitext(text_path: str = "") -> Corpus:
     """WikiText-103 raw as bytes: the published train, validation and test files."""
     folder = wikitext_folder(text_path)
-    if download and not text_path:
-        fetching.ensure(WIKITEXT103, folder.parent)
     splits = {}
     for split, name in WIKITEXT_SPLITS.items():
         path = folder / name
@@ -177,18 +175,26 @@ def vocab_size(text_path: str = "", *, corpus: str = "shakespeare") -> int:
     return load_corpus(text_path, corpus=corpus, download=False).tokenizer.vocab_size
 
 
-@lru_cache(maxsize=4)
 def load_corpus(text_path: str = "", held_out: float = 0.1, *, corpus: str = "shakespeare",
                 download: bool = False) -> Corpus:
-    """The tokenised `corpus` (one of `CORPORA`; see the module docstring).
+    """The tokenised `corpus` (one of `CORPORA`; see the module docstring), fetched first into
+    the data cache when `download` is set (WikiText-103 without a `text_path`).
 
     `shakespeare`: characters split contiguously: the first `1 - held_out` train, the first half
     of the rest validates and the second half tests. `wikitext103`: its published files.
     """
     if corpus not in CORPORA:
         raise ValueError(f"unknown corpus {corpus!r}; corpora: {', '.join(CORPORA)}")
+    if download and corpus == "wikitext103" and not text_path:
+        fetching.ensure(WIKITEXT103, wikitext_folder().parent)
+    return _tokenised(text_path, held_out, corpus)
+
+
+@lru_cache(maxsize=4)
+def _tokenised(text_path: str, held_out: float, corpus: str) -> Corpus:
+    """`load_corpus` after any fetch, cached on what determines the text (not on `download`)."""
     if corpus == "wikitext103":
-        return load_wikitext(text_path, download)
+        return load_wikitext(text_path)
     text = load_text(text_path)
     tokenizer = CharTokenizer.from_text(text)
     ids = tokenizer.encode(text)

@@ -26,7 +26,7 @@ def test_data_wikitext103_goes_to_the_data_cache(tmp_path, capsys, monkeypatch):
                       "wikitext-103-raw/wiki.valid.raw": b"de" * 5,
                       "wikitext-103-raw/wiki.test.raw": b"f"})
     monkeypatch.setenv("ANNEALBENCH_DATA", str(tmp_path))
-    text.load_corpus.cache_clear()
+    text._tokenised.cache_clear()
     with RangeServer(Behaviour({"/w.zip": archive})) as url:
         code = main(["data", "wikitext103", "--url", url + "/w.zip",
                      "--md5", hashlib.md5(archive).hexdigest()])

@@ -32,10 +32,10 @@ def tarball(tmp_path_factory) -> bytes:
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     cifar_data.load.cache_clear()
-    text.load_corpus.cache_clear()
+    text._tokenised.cache_clear()
     yield
     cifar_data.load.cache_clear()
-    text.load_corpus.cache_clear()
+    text._tokenised.cache_clear()
 
 
 def _md5(data: bytes) -> str:
