@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from analysis import style
 from analysis.summary import Analysis
 from analysis.panels import MAX_POINTS
-from analysis.windows import WINDOW_FORMS, window
+from analysis.windows import WINDOW_KINDS, window
 
 DEFAULT_BETA = 0.9  # the smoothing pole of MuPhi and AdamW when a run does not record `betas`
 
@@ -29,16 +29,16 @@ def window_family() -> Figure:
                 ("WSD m = 0.1, e = 0.4", {"warmup": 0.1, "plateau": 0.4}))
     fig = Figure(figsize=(style.PAGE_IN, 3.6))
     axes = fig.subplots(2, 3, sharex=True, sharey=True).ravel()
-    for ax, kind in zip(axes, WINDOW_FORMS):
+    for ax, kind in zip(axes, WINDOW_KINDS):
         for (label, kw), line in zip(variants, style.LINE_STYLES):
-            ax.plot(r, window(kind, r, p=2.0, **kw), ls=line, label=label)
+            ax.plot(r, window(kind, r, p=2.0 if kind == "root" else 1.0, **kw), ls=line, label=label)
         ax.set_title(TITLES.get(kind, kind))
         ax.set_ylim(-0.05, 1.05)
-    for ax in axes[len(WINDOW_FORMS):]:
+    for ax in axes[len(WINDOW_KINDS):]:
         ax.set_visible(False)
     for ax in axes[::3]:
         ax.set_ylabel("Ϝ(r)")
-    for ax in axes[len(WINDOW_FORMS) - 3:len(WINDOW_FORMS)]:
+    for ax in axes[len(WINDOW_KINDS) - 3:len(WINDOW_KINDS)]:
         ax.set_xlabel("progress r = t/τ")
         ax.tick_params(labelbottom=True)
     handles, labels = axes[0].get_legend_handles_labels()

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-import pandas as pd
 
 from analysis import style
 from analysis.curves import task_curves
@@ -84,14 +83,21 @@ def methods(a: Analysis) -> str:
         f"completed run; the area under the curve is taken over log(step) and divided by log(τ) − "
         f"log(first step); the target is the baseline's median final value, and steps to target is the "
         f"first evaluation reaching it (runs that never do are censored: medians may be infinite, and "
-        f"the fraction that reached it is given). Against the baseline, runs are paired by seed (same "
-        f"initialisation and data order); the paired t-test is primary with its {100 * o.level:g}% "
-        f"t-interval, Holm's correction runs over every (task, configuration) comparison, and the "
-        f"Wilcoxon signed-rank test is a sensitivity check (zero differences split evenly between the rank "
-        f"sums, tied |differences| get average ranks). The Bayesian signed-rank test uses a region of "
-        f"practical equivalence of ±{100 * o.rope_fraction:g}% of the baseline's median final value. "
-        f"Diverged runs (non-finite loss) have no final value: they are counted in every table, left out "
-        f"of the means and paired tests, ranked last in Friedman's test, and never reach the target in "
+        f"the fraction that reached it is given). Verdicts compare every configuration with each "
+        f"reference ({a.comparison.describe()}), on runs paired by seed (same initialisation and data "
+        f"order), d = configuration − reference in final {o.metric}. A diverged run counts as the worst "
+        f"outcome on its task (intention to treat): with any infinite d, the Wilcoxon signed-rank test "
+        f"and the order-statistic interval of the median, and equivalence cannot be shown; otherwise "
+        f"the paired t-test for a difference and TOST for equivalence at the margin, with the "
+        f"{100 * (1 - 2 * o.alpha):g}% t-interval. Holm's correction runs over the task rows and, "
+        f"separately, over the all-tasks rows; a row is equivalent when TOST rejects, better or worse "
+        f"only when the difference test rejects and the estimate lies outside the margin, else "
+        f"inconclusive. Across tasks the task is the unit: each contributes its estimate in units of "
+        f"its margin, and rank tests use one block per task. The analysis of surviving runs is "
+        f"secondary (the paired table); posterior probabilities (signed-rank per task, the "
+        f"hierarchical model of Benavoli et al. 2017 across tasks) use the margin as their region of "
+        f"practical equivalence and decide nothing (docs/statistics.md). Diverged runs are counted in "
+        f"every table, ranked last in Friedman's test, and never reach the target in "
         f"the performance profiles. Normalised scores put each task's best configuration median at 1 and "
         f"its worst at 0; their intervals resample seeds within tasks ({o.n_boot} draws). Curve bands are "
         f"pointwise t-intervals; where along training two configurations differ is decided by the "

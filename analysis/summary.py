@@ -43,16 +43,14 @@ class Options:
     margin_abs: float | None = None  # override the declared margin: metric units
     alpha: float = 0.05  # family-wise level
     level: float = 0.95  # confidence level of intervals
-    rope_fraction: float = 0.01  # unused by the analysis (the ROPE is the comparison's margin); read by old reports
     n_boot: int = 2000  # stratified bootstrap draws for aggregate intervals
     r_max: float = 4.0  # upper limit of the performance-profile integral (AlgoPerf)
 
     def __post_init__(self):
         if not 0 < self.alpha < 1 or not 0 < self.level < 1:
             raise ValueError(f"alpha={self.alpha!r} and level={self.level!r} must lie in (0, 1)")
-        if self.rope_fraction < 0 or self.n_boot < 100 or self.r_max <= 1:
-            raise ValueError(f"rope_fraction={self.rope_fraction!r} must be ≥ 0, n_boot={self.n_boot!r} "
-                             f"≥ 100 and r_max={self.r_max!r} > 1")
+        if self.n_boot < 100 or self.r_max <= 1:
+            raise ValueError(f"n_boot={self.n_boot!r} must be ≥ 100 and r_max={self.r_max!r} > 1")
         if isinstance(self.references, str):
             raise ValueError(f"references must be a tuple of configuration labels, got the string "
                              f"{self.references!r}")
