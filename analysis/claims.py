@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from analysis.aggregate import integrated_score
-from analysis.summary import Analysis, profile_measure
+from analysis.summary import Analysis
 
 
 def _g(x: float, digits: int = 3) -> str:
@@ -112,7 +112,7 @@ def aggregate_claims(a: Analysis) -> list[str]:
                    f"bootstrap resampling seeds within tasks, conditional on these tasks: {row.iqm_ci_low:.2f} "
                    f"to {row.iqm_ci_high:.2f}).")
     if a.profile_ratios is not None:
-        what = "wall-clock time" if profile_measure(a.endpoints) == "time_to_target_s" else "steps"
+        what = "wall-clock time" if a.time_measure == "time_to_target_s" else "steps"
         score = integrated_score(a.profile_ratios.to_numpy(), a.options.r_max)
         listed = ", ".join(f"{c} {b:.2f}" for c, b in sorted(zip(a.profile_ratios.columns, score),
                                                              key=lambda t: -t[1]))

@@ -25,7 +25,7 @@ from analysis.curves import TaskCurves, task_curves
 from analysis.figures_theory import diagnostics, window_family
 from analysis.grid import factor_grid
 from analysis.panels import draw_curves, legend_below, log_scale_fits, panel_grid
-from analysis.summary import Analysis, profile_measure
+from analysis.summary import Analysis
 
 log = logging.getLogger(__name__)
 FIGURE_NAMES = ("a_windows", "b_curves", "c_forest", "d_critical_difference", "e_profiles", "f_diagnostics")
@@ -192,7 +192,7 @@ def profiles(a: Analysis, looks: dict) -> Figure:
     for j, config in enumerate(a.profile_ratios.columns):
         look = looks[config]
         ax.step(taus, rho[:, j], where="post", color=look.colour, ls=look.line, label=f"{config} (B = {score[j]:.2f})")
-    what = "time" if profile_measure(a.endpoints) == "time_to_target_s" else "steps"
+    what = "time" if a.time_measure == "time_to_target_s" else "steps"
     ax.set_xlabel(f"τ: {what} to target / best {what} to target")
     ax.set_ylabel("fraction of problems")
     ax.set_ylim(0, 1.02)
@@ -225,14 +225,22 @@ def lr_sensitivity(a: Analysis, table: pd.DataFrame, looks: dict) -> Figure:
     return fig
 
 
-def build_figures(a: Analysis, sensitivity: pd.DataFrame | None = None, grid: str | None = None) -> dict[str, Figure]:
+def train_curves(store) -> dict:
+    """The logged training-loss curves per task (empty when no run logged `train/loss`)."""
+    return task_curves(store, TRAIN_METRIC) if TRAIN_METRIC in set(store.results["metric"].unique()) else {}
+
+
+def build_figures(a: Analysis, sensitivity: pd.DataFrame | None = None, grid: str | None = None,
+                  train: dict | None = None) -> dict[str, Figure]:
     """Every figure of the report, unsaved: (a)–(f), (b′) when `train/loss` was logged, (g) when
-    the tune stage is in the store, and the panel grid over `grid`'s levels when asked."""
+    the tune stage is in the store, and the panel grid over `grid`'s levels when asked.
+    `train`: the training curves when the caller has them already (`train_curves`)."""
     style.apply()
     looks = style.looks(a.store.runs["config"])
     figures = {"a_windows": window_family(), "b_curves": convergence(a, looks)}
-    if TRAIN_METRIC in set(a.store.results["metric"].unique()):
-        figures["b_train_curves"] = training_curves(task_curves(a.store, TRAIN_METRIC), looks, a.options.level)
+    train = train_curves(a.store) if train is None else train
+    if train:
+        figures["b_train_curves"] = training_curves(train, looks, a.options.level)
     figures.update({"c_forest": forest(a, looks), "d_critical_difference": critical_difference(a, looks),
                     "e_profiles": profiles(a, looks), "f_diagnostics": diagnostics(a, looks)})
     if sensitivity is not None and not sensitivity.empty:
@@ -243,9 +251,9 @@ def build_figures(a: Analysis, sensitivity: pd.DataFrame | None = None, grid: st
 
 
 def all_figures(a: Analysis, out: Path, sensitivity: pd.DataFrame | None = None, *, grid: str | None = None,
-                provenance: style.Provenance | None = None) -> dict[str, Path]:
+                provenance: style.Provenance | None = None, train: dict | None = None) -> dict[str, Path]:
     """Draw every figure (`build_figures`) into `out` as PNG and PDF; name → PNG path. The paper
     style holds while drawing and saving only (the caller's matplotlib settings are restored)."""
     with matplotlib.rc_context():
         return {name: style.save(fig, out, name, provenance)
-                for name, fig in build_figures(a, sensitivity, grid).items()}
+                for name, fig in build_figures(a, sensitivity, grid, train).items()}

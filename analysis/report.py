@@ -15,8 +15,7 @@ from pathlib import Path
 
 
 from analysis import style
-from analysis.curves import task_curves
-from analysis.figures import TRAIN_METRIC, all_figures
+from analysis.figures import all_figures, train_curves
 from analysis.page import render_html
 from analysis.sensitivity import lr_sensitivity
 from analysis.store import load_store
@@ -133,12 +132,12 @@ def write_analysis(a: Analysis, out: str | Path, *, grid: str | None = None, wan
     store = a.store
     sensitivity = lr_sensitivity(store, a.options.metric)
     provenance_ = style.store_provenance(store.root, store.runs["git_commit"])
-    figures = all_figures(a, out / "figures", sensitivity, grid=grid, provenance=provenance_)
+    train = train_curves(store)  # once, for the static figure and the page's interactive plot
+    figures = all_figures(a, out / "figures", sensitivity, grid=grid, provenance=provenance_, train=train)
     tables = report_tables(a)
     if not sensitivity.empty:
         tables["lr_sensitivity"] = sensitivity
     written = write_tables(tables, out / "tables")
-    train = task_curves(store, TRAIN_METRIC) if TRAIN_METRIC in set(store.results["metric"].unique()) else {}
     page = out / "report.html"
     page.write_text(render_html(a, figures, tables, looks=style.looks(store.runs["config"]), train=train,
                                 methods=methods(a), provenance=provenance(a)), encoding="utf-8")

@@ -275,14 +275,6 @@ def _aggregate_scores(blocks: TaskBlocks, options: Options) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def profile_measure(endpoints: pd.DataFrame) -> str:
-    """What the profiles and time-to-target use: steps, unless `analyse` found wall-clock time fair
-    (it records its choice in the endpoints' `time_measure` column)."""
-    if "time_measure" in endpoints and endpoints["time_measure"].eq("time_to_target_s").all():
-        return "time_to_target_s"
-    return "steps_to_target"
-
-
 def _across_tasks(blocks: TaskBlocks, options: Options, notes: list[str]):
     """Friedman's test, pairwise Wilcoxon–Holm cliques and performance ratios over task blocks."""
     t, k = blocks.medians.shape
@@ -377,7 +369,7 @@ def analyse(store: Store, options: Options = Options()) -> Analysis:
         if not math.isfinite(target):
             notes.append(f"{task}: the reference {baseline} has no completed run, so there is no target and "
                          f"no steps-to-target.")
-    endpoints = pd.concat(frames, ignore_index=True).assign(time_measure=measure)
+    endpoints = pd.concat(frames, ignore_index=True)
     if endpoints["final"].notna().sum() == 0:
         notes.append("No run completed: every eval run diverged or failed; only failure rates are reported.")
     for task, tc in curves.items():
