@@ -155,21 +155,31 @@ def execute_run(spec: RunSpec, run_dir: Path, options: RunOptions,
         result = fit(spec, folder.path, options)
         if result.global_rank != 0:
             return Outcome("done")
-        wall = time.perf_counter() - started
-        status = "done" if math.isnan(result.diverged_step) else "diverged"
-        outcome = Outcome(status, max_steps=result.max_steps, diverged_step=result.diverged_step,
-                          wall_time_s=wall)
-        provenance["max_steps"] = result.max_steps
-        provenance["optimizer_impl"] = result.optimizer_impl
-        folder.finish(result.metrics, {**provenance, "final_metrics": result.final}, outcome)
-        return outcome
+        return record_result(folder, result, provenance, time.perf_counter() - started)
     except Exception as err:  # noqa: BLE001 - every failure of a run is recorded, then reported
-        wall = time.perf_counter() - started
-        error = f"{type(err).__name__}: {err}\n{traceback.format_exc()}"
         log.warning("%s failed: %s: %s", spec.run_id, type(err).__name__, err)
-        try:
-            folder.done_file.unlink(missing_ok=True)
-            folder.fail(error, provenance, wall)
-        except (OSError, StoreError) as store_err:
-            log.error("%s: could not record the failure: %s", spec.run_id, store_err)
-        return Outcome("failed", wall_time_s=wall, error=error, reason="error")
+        return record_error(spec, folder, err, provenance, time.perf_counter() - started)
+
+
+def record_result(folder: RunFolder, result: FitResult, provenance: dict[str, Any],
+                  wall_time_s: float) -> Outcome:
+    """Write a trained run's rows, provenance and DONE (`done`, or `diverged` at its step)."""
+    status = "done" if math.isnan(result.diverged_step) else "diverged"
+    outcome = Outcome(status, max_steps=result.max_steps, diverged_step=result.diverged_step,
+                      wall_time_s=wall_time_s)
+    folder.finish(result.metrics, {**provenance, "max_steps": result.max_steps,
+                                   "optimizer_impl": result.optimizer_impl,
+                                   "final_metrics": result.final}, outcome)
+    return outcome
+
+
+def record_error(spec: RunSpec, folder: RunFolder, err: Exception, provenance: dict[str, Any],
+                 wall_time_s: float) -> Outcome:
+    """Write FAILED (the error with the traceback being handled) for a run that raised."""
+    error = f"{type(err).__name__}: {err}\n{traceback.format_exc()}"
+    try:
+        folder.done_file.unlink(missing_ok=True)
+        folder.fail(error, provenance, wall_time_s)
+    except (OSError, StoreError) as store_err:
+        log.error("%s: could not record the failure: %s", spec.run_id, store_err)
+    return Outcome("failed", wall_time_s=wall_time_s, error=error, reason="error")

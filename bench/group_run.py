@@ -14,12 +14,11 @@ import logging
 import math
 import shutil
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
-from bench.errors import StoreError
-from bench.execute import FitResult, RunOptions, optimizer_impl, run_provenance, task_and_factory
+from bench.execute import (FitResult, RunOptions, optimizer_impl, record_error, record_result,
+                           run_provenance, task_and_factory)
 from bench.group import GroupJob
 from bench.spec import RunSpec
 from bench.store import Outcome, RunFolder
@@ -137,26 +136,10 @@ def execute_group(job: GroupJob, options: RunOptions,
         results = fit_group(specs, [f.path for f in folders], options)
         wall = time.perf_counter() - started
         group["wall_time_s"] = wall
-        outcomes = []
-        for result, folder, provenance in zip(results, folders, provenances):
-            status = "done" if math.isnan(result.diverged_step) else "diverged"
-            outcome = Outcome(status, max_steps=result.max_steps,
-                              diverged_step=result.diverged_step, wall_time_s=wall / len(specs))
-            folder.finish(result.metrics, {**provenance, "max_steps": result.max_steps,
-                                           "optimizer_impl": result.optimizer_impl,
-                                           "final_metrics": result.final}, outcome)
-            outcomes.append(outcome)
-        return outcomes
+        return [record_result(folder, result, provenance, wall / len(specs))
+                for result, folder, provenance in zip(results, folders, provenances)]
     except Exception as err:  # noqa: BLE001 - every failure of a group is recorded, then reported
         wall = time.perf_counter() - started
-        error = f"{type(err).__name__}: {err}\n{traceback.format_exc()}"
         log.warning("group of %s failed: %s: %s", specs[0].run_id, type(err).__name__, err)
-        outcomes = []
-        for spec, folder, provenance in zip(specs, folders, provenances):
-            try:
-                folder.done_file.unlink(missing_ok=True)
-                folder.fail(error, provenance, wall / len(specs))
-            except (OSError, StoreError) as store_err:
-                log.error("%s: could not record the failure: %s", spec.run_id, store_err)
-            outcomes.append(Outcome("failed", wall_time_s=wall / len(specs), error=error))
-        return outcomes
+        return [record_error(spec, folder, err, provenance, wall / len(specs))
+                for spec, folder, provenance in zip(specs, folders, provenances)]
