@@ -9,7 +9,8 @@ not know the difference.
 
 A group is used only where it is exact and pays:
 - the optimizer is elementwise (`ELEMENTWISE_OPTIMIZERS`; others, e.g. with a per-matrix or
-  global step-size rule, stay on the one-seed path);
+  global step-size rule, stay on the one-seed path, and so do MuPhi's reference-release
+  numerators, whose statistics are means over a whole tensor);
 - the task has no dropout and no batch norm (`tasks.group.group_blocker`);
 - one device per run and the local launcher;
 - with `auto`, the model has at most `AUTO_MAX_PARAMETERS` parameters per seed: on the small
@@ -63,6 +64,13 @@ class GroupJob:
         return None if any(t is None for t in limits) else float(sum(limits))
 
 
+def _tensor_wide_numerators() -> tuple[str, ...]:
+    """MuPhi's numerators whose statistics are means over a whole tensor (not elementwise)."""
+    from optimizers.reference import REFERENCE_NUMERATORS
+
+    return tuple(REFERENCE_NUMERATORS)
+
+
 @lru_cache(maxsize=None)
 def _task_facts(task: str, preset: str, overrides: tuple) -> tuple[str | None, int]:
     """Why the task cannot be grouped (or None), and its parameters per seed."""
@@ -82,6 +90,9 @@ def group_size(spec: RunSpec, seed_batch: SeedBatch, options: RunOptions) -> tup
         return 1, f"{options.devices} devices per run"
     if spec.optimizer not in ELEMENTWISE_OPTIMIZERS:
         return 1, f"optimizer {spec.optimizer} is not elementwise"
+    numerator = dict(spec.hparams).get("numerator")
+    if spec.optimizer == "muphi" and numerator in _tensor_wide_numerators():
+        return 1, f"numerator {numerator} averages over whole tensors, which a group would share across seeds"
     blocker, parameters = _task_facts(spec.task, spec.preset, spec.task_overrides)
     if blocker is not None:
         return 1, blocker

@@ -1,4 +1,4 @@
-// The μ[t]·Φ step of optimizers/reference.py (docs/theory.md eqs. S1-S7, N1-N3) over all
+// The μ[t]·Φ step of optimizers/reference.py (docs/theory.md eqs. S1-S7, S6', F3, N1-N3) over all
 // tensors of a param group in one call: the operator `annealbench::muphi_step`, built by
 // optimizers/native.py with torch.utils.cpp_extension, called as torch.ops.annealbench.muphi_step.
 //
@@ -24,16 +24,17 @@ constexpr int64_t BLOCK = 1 << 14;  // coordinates per work item
 // The step's variant, fixed at compile time so that every loop is branch-free and vectorises.
 // This encoding exists here only: the caller passes the variant by name (see muphi_step).
 enum Numerator { ONE, MOMENT, PARCOR };
-enum Decay { NONE, COUPLED, DECOUPLED };
+enum Decay { NONE, COUPLED, DECOUPLED, IN_STEP };
 constexpr int variant(bool momentum, bool use_prev, int numerator, int decay, bool track) {
-    return int(momentum) + 2 * int(use_prev) + 4 * numerator + 12 * decay + 36 * int(track);
+    return int(momentum) + 2 * int(use_prev) + 4 * numerator + 12 * decay + 48 * int(track);
 }
-constexpr int N_VARIANTS = 72;
+constexpr int N_VARIANTS = 96;
 
-// The scalars of one tensor's step t (its own update count): bias corrections of eqs. S3, S5, N2-N3.
+// The scalars of one tensor's step t (its own update count): bias corrections of eqs. S3, S5,
+// N2-N3 and the first-step gain of eq. F3, folded into `scale`.
 struct Scalars {
     double scale, beta, eta, gamma, beta2, one_m_beta2, inv_bc2_sqrt, eps, beta_a, one_m_beta_a,
-        inv_bc_a, shrink, wd;
+        inv_bc_a, shrink, wd, decay_step;
 };
 
 struct Hyper {
@@ -42,21 +43,23 @@ struct Hyper {
 
 Scalars scalars(const Hyper& h, int64_t t, bool momentum) {
     const double td = static_cast<double>(t);
-    return {momentum ? -h.mu_t / (1 - std::pow(h.beta, td)) : -h.mu_t * h.eta,
+    const double gain = t == 1 ? 1 - h.gamma : 1.0;  // F3: unit gain at the first step
+    return {momentum ? -h.mu_t * gain / (1 - std::pow(h.beta, td)) : -h.mu_t * h.eta * gain,
             h.beta, h.eta, h.gamma, h.beta2, 1 - h.beta2,
             1 / std::sqrt(1 - std::pow(h.beta2, td)), h.eps, h.beta_a, 1 - h.beta_a,
-            1 / (1 - std::pow(h.beta_a, td)), 1 - h.mu_t * h.wd, h.wd};
+            1 / (1 - std::pow(h.beta_a, td)), 1 - h.mu_t * h.wd, h.wd,
+            -h.mu_t * (1 - h.beta) / (1 - h.gamma) * h.wd};  // S6': -μ[t]·η_F·λ
 }
 
 template <typename T, int V>
 double update(int64_t n, T* __restrict w, const T* __restrict grad, T* __restrict sq,
               T* __restrict avg, T* __restrict prev, T* __restrict num, const Scalars& c) {
-    constexpr bool momentum = V % 2, use_prev = V / 2 % 2, track = V / 36;
-    constexpr int numerator = V / 4 % 3, decay = V / 12 % 3;
+    constexpr bool momentum = V % 2, use_prev = V / 2 % 2, track = V / 48;
+    constexpr int numerator = V / 4 % 3, decay = V / 12 % 4;
     const T scale = c.scale, beta = c.beta, eta = c.eta, gamma = c.gamma, beta2 = c.beta2,
             one_m_beta2 = c.one_m_beta2, inv_bc2_sqrt = c.inv_bc2_sqrt, eps = c.eps,
             beta_a = c.beta_a, one_m_beta_a = c.one_m_beta_a, inv_bc_a = c.inv_bc_a,
-            shrink = c.shrink, wd = c.wd;
+            shrink = c.shrink, wd = c.wd, decay_step = c.decay_step;
     double sumsq = 0.0;
 #pragma omp simd reduction(+ : sumsq)
     for (int64_t j = 0; j < n; ++j) {
@@ -78,6 +81,7 @@ double update(int64_t n, T* __restrict w, const T* __restrict grad, T* __restric
         } else {
             delta = scale * filtered_in / denom;
         }
+        if constexpr (decay == IN_STEP) delta = delta + decay_step * wj;
         if constexpr (numerator != ONE) {
             const T g_bar = g / denom;
             const T sample = numerator == MOMENT ? g_bar * g_bar : wj * g_bar;
@@ -173,8 +177,9 @@ int numerator_code(const std::string& name) {
 int decay_code(const std::string& name) {
     if (name == "none") return NONE;
     if (name == "coupled") return COUPLED;
+    if (name == "in-step") return IN_STEP;
     TORCH_CHECK_VALUE(name == "decoupled", "MuPhi's fused step: weight_decay_mode='", name,
-                      "' is unknown: allowed are none, coupled, decoupled");
+                      "' is unknown: allowed are none, coupled, decoupled, in-step");
     return DECOUPLED;
 }
 

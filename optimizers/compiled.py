@@ -1,7 +1,7 @@
 """The compiled μ[t]·Φ step (the GPU path): `torch.compile` over the lists of one param group.
 
-It computes exactly the update of `optimizers.reference` (docs/theory.md eqs. S1-S7, N1-N3)
-for the numerators `one`, `moment` and `parcor`, and returns Σ Δ² over the group (float32) for
+It computes exactly the update of `optimizers.reference` (docs/theory.md eqs. S1-S7, S6',
+F3, N1-N3) for the numerators `one`, `moment` and `parcor`, and returns Σ Δ² over the group (float32) for
 the RMS step. One `torch.compile`d function runs per power-of-two chunk of tensors; every
 element-wise operation and the Σ Δ² reduction are fused into one loop per tensor, reading and
 writing each tensor once. All scalars (μ[t], bias corrections, hyperparameters) enter as one
@@ -20,7 +20,7 @@ import torch
 from torch._dynamo.exc import BackendCompilerFailed
 from torch._inductor.exc import CppCompileError
 
-from optimizers.reference import StepConfig
+from optimizers.reference import StepConfig, first_step_gain
 
 log = logging.getLogger(__name__)
 
@@ -39,20 +39,21 @@ class GroupLists:
 
 
 # Columns of the per-tensor scalar table passed to the compiled function. Every quotient by a
-# per-step scalar (the bias corrections) is folded into one precomputed factor, so the kernel
-# does one vector division (by the denominator) and one square root per coordinate, as fused
-# AdamW does.
+# per-step scalar (the bias corrections, the first-step gain) is folded into one precomputed
+# factor, so the kernel does one vector division (by the denominator) and one square root per
+# coordinate, as fused AdamW does.
 (_SCALE, _BETA, _ETA, _GAMMA, _BETA2, _ONE_M_BETA2, _INV_BC2_SQRT, _EPS, _BETA_A, _ONE_M_BETA_A,
- _INV_BC_A, _DECAY, _WD) = range(13)
-TABLE_COLUMNS = 13
+ _INV_BC_A, _DECAY, _WD, _DECAY_STEP) = range(14)
+TABLE_COLUMNS = 14
 
 
 def _table_row(sc: StepConfig, t: int, momentum: bool) -> list[float]:
     """The scalars of one tensor's step t (see the column names above)."""
-    scale = -sc.mu_t / (1 - sc.beta**t) if momentum else -sc.mu_t * sc.eta
+    gain = first_step_gain(sc.gamma, t)  # F3
+    scale = -sc.mu_t * gain / (1 - sc.beta**t) if momentum else -sc.mu_t * sc.eta * gain
     return [scale, sc.beta, sc.eta, sc.gamma, sc.beta2, 1 - sc.beta2, 1 / (1 - sc.beta2**t) ** 0.5,
             sc.eps, sc.numerator_beta, 1 - sc.numerator_beta, 1 / (1 - sc.numerator_beta**t),
-            1 - sc.mu_t * sc.weight_decay, sc.weight_decay]
+            1 - sc.mu_t * sc.weight_decay, sc.weight_decay, -sc.mu_t * sc.decay_gain * sc.weight_decay]
 
 
 def table_values(lists: GroupLists, sc: StepConfig, momentum: bool) -> list[float]:
@@ -70,7 +71,7 @@ def table_values(lists: GroupLists, sc: StepConfig, momentum: bool) -> list[floa
 def _fused_chunk(params: list[torch.Tensor], grads: list[torch.Tensor], sq: list[torch.Tensor],
                  avg: list[torch.Tensor], prev: list[torch.Tensor], num: list[torch.Tensor],
                  table: torch.Tensor, momentum: bool, use_prev: bool, numerator: str,
-                 coupled: bool, decoupled: bool, track: bool) -> torch.Tensor | None:
+                 coupled: bool, decoupled: bool, in_step: bool, track: bool) -> torch.Tensor | None:
     """The reference step over flat tensors, written once per tensor for the compiler to fuse."""
     sums = []
     for i in range(len(params)):
@@ -85,6 +86,8 @@ def _fused_chunk(params: list[torch.Tensor], grads: list[torch.Tensor], sq: list
             delta = c[_SCALE] * v / denom
         else:
             delta = c[_SCALE] * filtered_in / denom
+        if in_step:  # S6': -μ[t]·η_F·λ·w joins the step before the numerator scales it
+            delta = delta + c[_DECAY_STEP] * w
         if numerator != "one":
             g_bar = g / denom
             sample = g_bar * g_bar if numerator == "moment" else w * g_bar
@@ -213,7 +216,8 @@ def compiled_step(lists: GroupLists, sc: StepConfig, track_rms: bool = True,
         args = (views.params[a:b], grads[a:b], st["exp_avg_sq"][a:b], st["exp_avg"][a:b],
                 st["prev_grad"][a:b], st["numerator_avg"][a:b], table[a:b], momentum,
                 bool(lists.prev_grad), sc.numerator, bool(sc.weight_decay) and not sc.decoupled,
-                bool(sc.weight_decay) and sc.decoupled, track_rms)
+                bool(sc.weight_decay) and sc.decoupled and not sc.decay_in_step,
+                bool(sc.weight_decay) and sc.decoupled and sc.decay_in_step, track_rms)
         if a > 0:  # earlier chunks are written: any error here propagates
             part = fn(*args)
         else:

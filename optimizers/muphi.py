@@ -19,7 +19,8 @@ import torch
 
 from optimizers import compiled as C
 from optimizers import native
-from optimizers.reference import FAST_NUMERATORS, NUMERATORS, StepConfig, init_state, reference_step
+from optimizers.reference import (FAST_NUMERATORS, NUMERATORS, RETIRED_NUMERATORS, StepConfig, init_state,
+                                  numerator_defaults, reference_step, unit_dc_gain)
 from optimizers.windows import Window, cached_window, progress
 
 log = logging.getLogger(__name__)
@@ -34,9 +35,10 @@ def default_eta(beta: float, gamma: float) -> float:
     """The filter gain η = (1 - β)/(1 - γ) of unit DC gain, H(1) = 1 (eq. F2).
 
     A slowly varying gradient passes the filter unchanged, so the radius μ[t] means the same for
-    every zero γ; γ = 0 gives η = 1 - β, Adam's first moment (the exactness claim X1 needs it).
+    every zero γ; γ = 0 gives η = 1 - β, Adam's first moment (the exactness claim X1 needs it);
+    γ = β gives η = 1, the pole-zero cancellation (F4).
     """
-    return (1.0 - beta) / (1.0 - gamma)
+    return unit_dc_gain(beta, gamma)
 
 
 def _number(name: str, value: Any, low: float, high: float, *, low_open: bool = False,
@@ -63,8 +65,21 @@ def run_closure(closure) -> Any:
 
 def _check_impl(impl: str, numerator: str) -> None:
     if impl in ("fused", "compiled") and numerator not in FAST_NUMERATORS:
-        raise ValueError(f"impl={impl!r} is not allowed with numerator={numerator!r}: the "
-                         "reference-compatible numerators run on impl='reference' (or 'auto') only")
+        raise ValueError(f"impl={impl!r} is not allowed with numerator={numerator!r}: the reference "
+                         "release's numerators (a tensor-wise mean inside the step) run on "
+                         "impl='reference' (or 'auto') only")
+
+
+def validate_numerator(numerator: Any) -> str:
+    """`numerator` if it is one of `NUMERATORS`, else a `ValueError` (naming the successor of a
+    retired name)."""
+    if isinstance(numerator, str) and numerator in NUMERATORS:
+        return numerator
+    hint = ""
+    if isinstance(numerator, str) and numerator in RETIRED_NUMERATORS:
+        hint = (f" ({numerator!r} followed the reference's release 96eaf0a; its current release's "
+                f"estimator is {RETIRED_NUMERATORS[numerator]!r}, docs/theory.md section 4.2)")
+    raise ValueError(f"numerator={numerator!r} is unknown: allowed are {', '.join(NUMERATORS)}{hint}")
 
 
 def validate_hparams(group: dict[str, Any]) -> None:
@@ -76,17 +91,23 @@ def validate_hparams(group: dict[str, Any]) -> None:
     beta = _number("betas[0]", betas[0], 0.0, 1.0, high_open=True)
     _number("betas[1]", betas[1], 0.0, 1.0, high_open=True)
     gamma = _number("gamma", group["gamma"], -math.inf, math.inf)
-    if gamma != 0 and not gamma < beta:
-        raise ValueError(f"gamma={gamma!r} is not allowed: expected gamma = 0 or gamma < betas[0] = {beta}")
+    if gamma > beta:
+        raise ValueError(f"gamma={gamma!r} is not allowed: expected gamma <= betas[0] = {beta} "
+                         "(gamma = betas[0] cancels the pole: no smoothing)")
     if group["eta"] is not None:
         _number("eta", group["eta"], 0.0, math.inf, low_open=True, high_open=True)
-    _number("eps", group["eps"], 0.0, math.inf, high_open=True)
-    if group["numerator"] not in NUMERATORS:
-        raise ValueError(f"numerator={group['numerator']!r} is unknown: allowed are {', '.join(NUMERATORS)}")
-    _number("numerator_beta", group["numerator_beta"], 0.0, 1.0, high_open=True)
+    if group["eps"] is not None:
+        _number("eps", group["eps"], 0.0, math.inf, high_open=True)
+    validate_numerator(group["numerator"])
+    if group["numerator_beta"] is not None:
+        _number("numerator_beta", group["numerator_beta"], 0.0, 1.0, high_open=True)
     _number("weight_decay", group["weight_decay"], 0.0, math.inf, high_open=True)
-    if not isinstance(group["decoupled_weight_decay"], bool):
-        raise ValueError(f"decoupled_weight_decay={group['decoupled_weight_decay']!r} is not allowed: expected True or False")
+    for key in ("decoupled_weight_decay", "weight_decay_in_step"):
+        if not isinstance(group[key], bool):
+            raise ValueError(f"{key}={group[key]!r} is not allowed: expected True or False")
+    if group["weight_decay_in_step"] and not group["decoupled_weight_decay"]:
+        raise ValueError("weight_decay_in_step=True is not allowed with decoupled_weight_decay=False: "
+                         "coupled decay (g + λ·w) is the same in both conventions")
     window = cached_window(group["window"], group["p"], group["warmup"], group["plateau"], group["floor"])
     total = group["total_steps"]
     if total is None:
@@ -106,18 +127,26 @@ class MuPhi(torch.optim.Optimizer):
             `warmup`, `plateau` and `floor` shape it (see `make_window`).
         total_steps: τ, the window's length in steps (required unless the window is constant).
         betas: (β, β2): the smoothing filter's pole (0 = no smoothing) and E[g²]'s pole.
-        gamma: the filter's zero γ (γ = 0 or γ < β); γ = β/(1+β) is Nesterov's point.
+        gamma: the filter's zero γ ≤ β; γ = β/(1+β) is Nesterov's point, γ = β cancels the
+            pole (no smoothing, eq. F4). The first step takes the unit gain (eq. F3).
         eta: the filter's gain η (default (1 - β)/(1 - γ), unit DC gain, eq. F2: 1 - β for γ = 0).
-        eps: ε in Φ = 1/(sqrt(E[g²]) + ε).
+        eps: ε in Φ = 1/(sqrt(E[g²]) + ε); default 1e-8, or 1e-10 (the reference release's) for
+            its numerators.
         numerator: `one`, `moment` (a = E[ḡ²]) or `parcor` (a = clip(E[w·ḡ], 0, 1)), eqs.
-            N1-N3; or the reference implementation's tensor-wise `moment-ref` and `parcor-ref`
-            (eqs. N4-N11, reference path only).
-        numerator_beta: pole β_a of the numerator's long-memory EMA.
+            N1-N3; or the reference release's (somefunAgba/autosgm c5b0935) tensor-wise
+            `moment-c5b0935` and `parcor-c5b0935` (eqs. N4-N10, reference path only).
+        numerator_beta: pole β_a of the numerator's long-memory EMA; default 0.999, or 0.9999
+            (the reference release's) for its numerators.
         weight_decay: λ; decoupled (w ← w(1 - μ[t]λ), AdamW) or coupled (g ← g + λw, Adam's L2).
+        weight_decay_in_step: with decoupled decay, apply it as the reference release does:
+            Δ = -μ[t]·a·(Φ·v̂ + η_F·λ·w), η_F = (1 - β)/(1 - γ) (eq. S6'); λ is then in the
+            reference's units (its `wd_cfg = (λ, 1)`), the decay is part of Δ and `rms_step`,
+            and `parcor-c5b0935` correlates w with it. For `one` it equals the shrink with
+            λ·η_F (eq. S6-S6' mapping).
         impl: `auto`, `fused` (one C++ call over the group, `optimizers.native`; contiguous
             float32/float64 CPU tensors), `compiled` (torch.compile, `optimizers.compiled`; the
             GPU path) or `reference` (the per-tensor specification). `auto` takes `reference`
-            for the -ref numerators, else `fused` where the group allows it and the kernel
+            for the reference release's numerators, else `fused` where the group allows it and the kernel
             builds, else `compiled` for contiguous groups on an accelerator or of at least
             AUTO_COMPILE_MIN_NUMEL coordinates, else `reference`. The choice is made once per
             param group at its first step in this process, logged once and written to
@@ -138,9 +167,10 @@ class MuPhi(torch.optim.Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, *, window: str | Window = "cosine",
                  total_steps: int | None = None, betas: tuple[float, float] = (0.9, 0.999),
-                 gamma: float = 0.0, eta: float | None = None, eps: float = 1e-8,
-                 numerator: str = "one", numerator_beta: float = 0.999, weight_decay: float = 0.0,
-                 decoupled_weight_decay: bool = True, p: float = 1.0, warmup: float = 0.0,
+                 gamma: float = 0.0, eta: float | None = None, eps: float | None = None,
+                 numerator: str = "one", numerator_beta: float | None = None, weight_decay: float = 0.0,
+                 decoupled_weight_decay: bool = True, weight_decay_in_step: bool = False,
+                 p: float = 1.0, warmup: float = 0.0,
                  plateau: float = 0.0, floor: float = 0.0, impl: str = "auto",
                  track_rms: bool = True, rms_every: int = 1) -> None:
         if isinstance(window, Window):
@@ -160,7 +190,8 @@ class MuPhi(torch.optim.Optimizer):
                         total_steps=total_steps, betas=tuple(betas) if isinstance(betas, list) else betas,
                         gamma=gamma, eta=eta, eps=eps, numerator=numerator,
                         numerator_beta=numerator_beta, weight_decay=weight_decay,
-                        decoupled_weight_decay=decoupled_weight_decay)
+                        decoupled_weight_decay=decoupled_weight_decay,
+                        weight_decay_in_step=weight_decay_in_step)
         validate_hparams(defaults)
         _check_impl(impl, numerator)
         super().__init__(params, defaults)
@@ -199,10 +230,12 @@ class MuPhi(torch.optim.Optimizer):
     def _config(self, group: dict[str, Any], mu_t: float) -> StepConfig:
         beta, beta2 = group["betas"]
         eta = group["eta"] if group["eta"] is not None else default_eta(beta, group["gamma"])
+        eps, numerator_beta = numerator_defaults(group["numerator"])
         return StepConfig(mu_t=mu_t, beta=beta, gamma=group["gamma"], eta=eta, beta2=beta2,
-                          eps=group["eps"], numerator=group["numerator"],
-                          numerator_beta=group["numerator_beta"], weight_decay=group["weight_decay"],
-                          decoupled=group["decoupled_weight_decay"])
+                          eps=eps if group["eps"] is None else group["eps"], numerator=group["numerator"],
+                          numerator_beta=numerator_beta if group["numerator_beta"] is None else group["numerator_beta"],
+                          weight_decay=group["weight_decay"], decoupled=group["decoupled_weight_decay"],
+                          decay_in_step=group.get("weight_decay_in_step", False))
 
     def _choose(self, params: list[torch.Tensor], cfg: StepConfig) -> str:
         """The path for a group whose tensors are `params` (see `impl` in the class docstring)."""

@@ -121,7 +121,8 @@ def fused_step(lists: GroupLists, sc: StepConfig, track_rms: bool = True) -> tor
     load()
     dtype = lists.params[0].dtype
     grads = [g if g.is_contiguous() and g.dtype == dtype else g.to(dtype).contiguous() for g in lists.grads]
-    decay = "none" if not sc.weight_decay else ("decoupled" if sc.decoupled else "coupled")
+    decay = "none" if not sc.weight_decay else \
+        ("coupled" if not sc.decoupled else ("in-step" if sc.decay_in_step else "decoupled"))
     sumsq = torch.ops.annealbench.muphi_step(
         lists.params, grads, lists.exp_avg_sq, lists.exp_avg, lists.prev_grad, lists.numerator_avg,
         lists.steps, sc.mu_t, sc.beta, sc.eta, sc.gamma, sc.beta2, sc.eps, sc.numerator_beta,

@@ -2,7 +2,7 @@
 
 This is the readable specification the fast paths (`optimizers.native`, `optimizers.compiled`)
 are tested against; it is slow (one small kernel per operation), the default only for the
-reference-compatible numerators, which no fast path implements.
+reference-release numerators, which no fast path implements.
 
 Per coordinate i at iteration t (t counts this tensor's updates from 1; labels of docs/theory.md):
 
@@ -10,16 +10,19 @@ Per coordinate i at iteration t (t counts this tensor's updates from 1; labels o
     E[g²] ← β2·E[g²] + (1 - β2)·g²                     (S2) second moment, pole β2
     Φ     = 1 / (sqrt(E[g²] / (1 - β2^t)) + ε)         (S3) bias-corrected normaliser
     v     ← β·v + η·(g - γ·g_prev),  g_prev ← g        (S4) filter H(z) = η(1 - γz⁻¹)/(1 - βz⁻¹)
-    v̂     = v / (1 - β^t)                              (S5) bias correction (β = 0: v̂ = v)
+    v̂     = c[t]·v / (1 - β^t)                         (S5, F3) bias correction (β = 0: v̂ = c[t]·v);
+                                                       c[1] = 1 - γ, c[t] = 1 after: unit first-step gain
+    u     = Φ·v̂  (+ η_F·λ·w with the in-step decay)    (S6') the normalised step, η_F = (1-β)/(1-γ)
     ḡ     = g·Φ
     a     = 1 | E[ḡ²] | clip(E[w·ḡ], 0, 1)            (N1-N3) numerator; E[·] a long-memory
                                                        EMA, pole β_a, bias-corrected by 1 - β_a^t
     w     ← w·(1 - μ[t]·λ)                             (S6) decoupled weight decay (AdamW's)
-    Δ     = -μ[t]·a·Φ·v̂,   w ← w + Δ                  (S7)
+    Δ     = -μ[t]·a·u,   w ← w + Δ                     (S7)
 
-The reference-compatible numerators `moment-ref` and `parcor-ref` (eqs. N4-N11 of
-docs/theory.md) replace the per-coordinate a by one number per tensor: a tensor-wise mean of
-capped, un-bias-corrected averages, smoothed again over iterations with pole β_s = 0.1.
+The reference-release numerators `moment-c5b0935` and `parcor-c5b0935` (eqs. N4-N10 of
+docs/theory.md; somefunAgba/autosgm at commit c5b0935) replace the per-coordinate a by one
+number per tensor: a tensor-wise mean of capped, un-bias-corrected averages, smoothed again over
+iterations with pole β_s = 0.1.
 
 The filter starts from rest (g_prev = 0 and v = 0 before the first update). The `parcor`
 numerator a = E[w·ḡ] minimises the trust-region subproblem whose cross term uses w; the
@@ -37,13 +40,31 @@ import torch
 
 FAST_NUMERATORS: tuple[str, ...] = ("one", "moment", "parcor")
 """The numerators of docs/theory.md eqs. N1-N3, implemented by every path."""
-REF_NUMERATORS: tuple[str, ...] = ("moment-ref", "parcor-ref")
-"""The reference implementation's numerators (eqs. N4-N11), implemented by the reference step only."""
-NUMERATORS: tuple[str, ...] = FAST_NUMERATORS + REF_NUMERATORS
+REFERENCE_RELEASE = "c5b0935"
+"""The commit of somefunAgba/autosgm (`asgm.py`, 2026-01-26) whose numerators N4-N10 follow."""
+REFERENCE_NUMERATORS: tuple[str, ...] = (f"moment-{REFERENCE_RELEASE}", f"parcor-{REFERENCE_RELEASE}")
+"""The reference release's numerators (eqs. N4-N10), implemented by the reference step only."""
+NUMERATORS: tuple[str, ...] = FAST_NUMERATORS + REFERENCE_NUMERATORS
+RETIRED_NUMERATORS: dict[str, str] = {"moment-ref": REFERENCE_NUMERATORS[0], "parcor-ref": REFERENCE_NUMERATORS[1]}
+"""Names of the estimators of the reference's release 96eaf0a, no longer implemented -> their successors."""
 REF_SMOOTHING = 0.1
 """β_s: the pole of the second, iteration-wise smoothing of the reference numerators (eq. N5)."""
-HUBER_CAP = 4.0
-"""c: the Markov-inequality cap of `parcor-ref`'s input, |x| ≤ c·E[|x|] (eq. N8)."""
+MARKOV_CAP = 4.0
+"""c: the Markov-inequality cap of `parcor-c5b0935`'s input, |x| ≤ c·E[|x|] (eq. N9)."""
+DEFAULT_EPS = {"own": 1e-8, "reference": 1e-10}
+DEFAULT_NUMERATOR_BETA = {"own": 0.999, "reference": 0.9999}
+
+
+def numerator_defaults(numerator: str) -> tuple[float, float]:
+    """(ε, β_a) for `numerator` when not given: the reference release's own values (1e-10,
+    0.9999) for its numerators, the project's (1e-8, 0.999, Adam's ε) for the others."""
+    family = "reference" if numerator in REFERENCE_NUMERATORS else "own"
+    return DEFAULT_EPS[family], DEFAULT_NUMERATOR_BETA[family]
+
+
+def unit_dc_gain(beta: float, gamma: float) -> float:
+    """η_F = (1 - β)/(1 - γ), the filter gain of unit DC gain H(1) = 1 (eq. F2); γ ≤ β < 1."""
+    return (1.0 - beta) / (1.0 - gamma)
 
 
 @dataclass(frozen=True)
@@ -51,9 +72,11 @@ class StepConfig:
     """Hyperparameters of one μ[t]·Φ step (all dimensionless).
 
     mu_t: radius μ[t] = μ·Ϝ[t] of this step.  beta, gamma, eta: pole, zero and gain of the
-    smoothing filter.  beta2: pole of E[g²].  eps: ε of Φ.  numerator: `one`, `moment` or
-    `parcor`.  numerator_beta: pole β_a of the numerator's EMA.  weight_decay: λ.
-    decoupled: True applies w ← w(1 - μ[t]λ); False adds λw to the gradient.
+    smoothing filter.  beta2: pole of E[g²].  eps: ε of Φ.  numerator: one of `NUMERATORS`.
+    numerator_beta: pole β_a of the numerator's EMA.  weight_decay: λ.  decoupled: True applies
+    decoupled decay, False adds λw to the gradient (S1).  decay_in_step: with `decoupled`, the
+    decay is the reference's, η_F·λ·w added to the normalised step (S6'), not the shrink w(1 - μ[t]λ)
+    (S6).
     """
 
     mu_t: float
@@ -66,6 +89,22 @@ class StepConfig:
     numerator_beta: float = 0.999
     weight_decay: float = 0.0
     decoupled: bool = True
+    decay_in_step: bool = False
+
+    @property
+    def decay_gain(self) -> float:
+        """η_F of the in-step decay (S6'): the unit-DC gain, whatever the filter's η."""
+        return unit_dc_gain(self.beta, self.gamma)
+
+
+def first_step_gain(gamma: float, t: int) -> float:
+    """c[t] of eq. F3: 1 - γ at t = 1, else 1.
+
+    At t = 1 the filter (from rest) has no previous gradient for its zero to subtract, so the
+    zero's compensation 1/(1 - γ) in η (F2) would lengthen the first step to 1/(1 - γ) of the
+    radius; the reference release (its `u_gam`) takes the unit gain there instead.
+    """
+    return 1.0 - gamma if t == 1 else 1.0
 
 
 def init_state(param: torch.Tensor, cfg: StepConfig) -> dict[str, object]:
@@ -77,49 +116,47 @@ def init_state(param: torch.Tensor, cfg: StepConfig) -> dict[str, object]:
         state["prev_grad"] = torch.zeros_like(param)
     if cfg.numerator != "one":
         state["numerator_avg"] = torch.zeros_like(param)
-    if cfg.numerator in REF_NUMERATORS:
+    if cfg.numerator in REFERENCE_NUMERATORS:
         state["numerator_smooth"] = torch.zeros((), dtype=param.dtype, device=param.device)
-    if cfg.numerator == "parcor-ref":
+    if cfg.numerator == REFERENCE_NUMERATORS[1]:
         state["numerator_w_sq"] = torch.zeros_like(param)
         state["numerator_mag"] = torch.zeros_like(param)
     return state
 
 
-def _moment_ref(w: torch.Tensor, g_bar: torch.Tensor, state: dict[str, object], cfg: StepConfig) -> torch.Tensor:
-    """â of eq. N6: the tensor mean of min(s, 1), s ← β_a·s + (1 - β_a)·(w² + ḡ²)."""
+def _moment_release(g_bar: torch.Tensor, state: dict[str, object], cfg: StepConfig) -> torch.Tensor:
+    """â of eq. N6: the tensor mean of min(s, 1), s ← β_a·s + (1 - β_a)·ḡ²."""
     s = state["numerator_avg"]
-    s.mul_(cfg.numerator_beta).add_((1 - cfg.numerator_beta) * (w * w + g_bar * g_bar))
+    s.mul_(cfg.numerator_beta).add_((1 - cfg.numerator_beta) * (g_bar * g_bar))
     return s.clamp(max=1.0).mean()
 
 
-def _parcor_ref(w: torch.Tensor, g_bar: torch.Tensor, denom: torch.Tensor, state: dict[str, object],
-                cfg: StepConfig) -> torch.Tensor:
-    """â of eqs. N7-N11: the tensor mean of a capped |p|, p a gain-1 average of Huber-capped w·ḡ."""
+def _parcor_release(w: torch.Tensor, step_dir: torch.Tensor, state: dict[str, object],
+                    cfg: StepConfig) -> torch.Tensor:
+    """â of eqs. N7-N10: the tensor mean of min(|p|, 1/ρ), p a gain-1 average of ρ times the
+    Markov-capped correlation of w with the normalised step u."""
     b = cfg.numerator_beta
     q = state["numerator_w_sq"]
-    q.mul_(b).add_((1 - b) * w * w)                                  # N7
-    shrink = 1.0 / (1.0 + b * q)                                     # ρ
-    x = w * g_bar
-    size = x.abs() + cfg.eps
+    q.mul_(b).add_((1 - b) * (w * w))                                 # N7, 1/ρ = 1 + q
+    x = w * step_dir
+    size = x.abs()
     mag = state["numerator_mag"]
-    mag.mul_(b).add_((1 - b) * size)                                 # N8
-    capped = x / size * torch.minimum(size, HUBER_CAP * mag)
+    mag.mul_(cfg.beta2).add_((1 - cfg.beta2) * size)                  # N8
+    capped = x.sign() * torch.minimum(size, MARKOV_CAP * mag)
     p = state["numerator_avg"]
-    p.mul_(b).add_(shrink * capped)                                  # N9
-    u = denom.clamp(max=1.0)
-    low = shrink * u * (1 - u * u) ** 2                              # ρ·T(d), N10
-    return torch.minimum(torch.maximum(p.abs(), low), 1.0 / shrink).mean()  # N11
+    p.mul_(b).add_(capped / (1 + q))                                  # N9
+    return torch.minimum(p.abs(), 1 + q).mean()                       # N10
 
 
-def _numerator(w: torch.Tensor, g: torch.Tensor, denom: torch.Tensor, state: dict[str, object],
-               cfg: StepConfig, t: int) -> torch.Tensor:
-    """The numerator a of eqs. N1-N11 (a tensor of w's shape, or 0-d for the -ref variants)."""
+def _numerator(w: torch.Tensor, g: torch.Tensor, denom: torch.Tensor, step_dir: torch.Tensor,
+               state: dict[str, object], cfg: StepConfig, t: int) -> torch.Tensor:
+    """The numerator a of eqs. N1-N10 (a tensor of w's shape, or 0-d for the release's)."""
     g_bar = g / denom
-    if cfg.numerator in REF_NUMERATORS:
-        a_hat = _moment_ref(w, g_bar, state, cfg) if cfg.numerator == "moment-ref" \
-            else _parcor_ref(w, g_bar, denom, state, cfg)
+    if cfg.numerator in REFERENCE_NUMERATORS:
+        a_hat = _moment_release(g_bar, state, cfg) if cfg.numerator == REFERENCE_NUMERATORS[0] \
+            else _parcor_release(w, step_dir, state, cfg)
         smooth = state["numerator_smooth"]
-        smooth.mul_(REF_SMOOTHING).add_((1 - REF_SMOOTHING) * a_hat)  # N5
+        smooth.mul_(REF_SMOOTHING).add_((1 - REF_SMOOTHING) * a_hat)  # N4-N5
         return smooth.clone()
     avg = state["numerator_avg"]
     sample = g_bar * g_bar if cfg.numerator == "moment" else w * g_bar
@@ -147,15 +184,18 @@ def reference_step(param: torch.Tensor, grad: torch.Tensor, state: dict[str, obj
     if cfg.beta > 0:
         v = state["exp_avg"]
         v.mul_(cfg.beta).add_(cfg.eta * filtered_in)
-        v_hat = v / (1 - cfg.beta**t)
+        v_hat = v * (first_step_gain(cfg.gamma, t) / (1 - cfg.beta**t))
     else:
-        v_hat = cfg.eta * filtered_in
+        v_hat = (cfg.eta * first_step_gain(cfg.gamma, t)) * filtered_in
 
-    step_dir = v_hat / denom  # Φ·v̂
+    step_dir = v_hat / denom  # u = Φ·v̂
+    in_step = cfg.weight_decay and cfg.decoupled and cfg.decay_in_step
+    if in_step:
+        step_dir = step_dir + (cfg.decay_gain * cfg.weight_decay) * w  # S6'
     if cfg.numerator != "one":
-        step_dir = _numerator(w, g, denom, state, cfg, t) * step_dir
+        step_dir = _numerator(w, g, denom, step_dir, state, cfg, t) * step_dir
 
-    if cfg.weight_decay and cfg.decoupled:
+    if cfg.weight_decay and cfg.decoupled and not in_step:
         w.mul_(1 - cfg.mu_t * cfg.weight_decay)
     delta = -cfg.mu_t * step_dir
     w.add_(delta)

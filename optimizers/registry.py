@@ -24,9 +24,8 @@ from typing import Any
 
 import torch
 
-from optimizers.muphi import IMPLS, MuPhi
+from optimizers.muphi import IMPLS, MuPhi, validate_numerator
 from optimizers.peers import MuonAdamW, ScheduleFreeAdamW, WindowedAdamW, WindowedProdigy, WindowedSGD
-from optimizers.reference import NUMERATORS
 from optimizers.windows import Window, make_window
 
 log = logging.getLogger(__name__)
@@ -81,6 +80,11 @@ def _betas(name: str, value: Any) -> tuple[float, float]:
 
 
 _BOOL = _choice(True, False)
+
+
+def _numerator(name: str, value: Any) -> str:
+    """MuPhi's numerator; its own check names the estimator that replaced a retired one."""
+    return validate_numerator(value)
 _WINDOW_CHECKS: dict[str, Checker] = {
     "window": lambda name, value: value,  # make_window names the known kinds
     "p": lambda name, value: value, "warmup": lambda name, value: value,
@@ -153,9 +157,12 @@ _ADAM_COMMON = {"betas": ((0.9, 0.999), _betas), "eps": (1e-8, _real(0.0)),
 _TABLE = (
     OptimInfo("muphi", "μ[t]·Φ trust-region optimizer with a window (docs/theory.md)",
               {"lr": (1e-3, _real(0.0, 1.0, low_open=True, high_open=False)), **_W, **_ADAM_COMMON,
+               # eps, numerator_beta None: the numerator's own defaults (optimizers.reference.numerator_defaults)
+               "eps": (None, _optional(_real(0.0))),
                "gamma": (0.0, _real(-math.inf)), "eta": (None, _optional(_real(0.0, low_open=True))),
-               "numerator": ("one", _choice(*NUMERATORS)), "numerator_beta": (0.999, _real(0.0, 1.0)),
-               "decoupled_weight_decay": (True, _BOOL), "impl": ("auto", _choice(*IMPLS))},
+               "numerator": ("one", _numerator), "numerator_beta": (None, _optional(_real(0.0, 1.0))),
+               "decoupled_weight_decay": (True, _BOOL), "weight_decay_in_step": (False, _BOOL),
+               "impl": ("auto", _choice(*IMPLS))},
               windowed=True, has_eval_mode=False, build=_build_muphi),
     OptimInfo("adamw", "torch.optim.AdamW with the learning rate lr·Ϝ(k/τ) per step",
               {"lr": (1e-3, _real(0.0, low_open=True)), **_W, **_ADAM_COMMON,

@@ -172,7 +172,8 @@ class SeedGroupModule(TaskModule):
         with torch.no_grad():
             for group in optimizer.param_groups:
                 keep = 1.0
-                if own and group.get("decoupled_weight_decay") and group["weight_decay"]:
+                if own and group.get("decoupled_weight_decay") and group["weight_decay"] \
+                        and not group.get("weight_decay_in_step"):  # in-step decay is part of Δ
                     keep = 1.0 - group["mu_t"] * group["weight_decay"]
                 sq = sum(((p.detach() - next(old) * keep) ** 2).flatten(1).sum(1)
                          for p in group["params"])

@@ -14,8 +14,8 @@ from bench.suite import load_suite, shipped_suites
 from bench.validate import validate_suite
 from tasks import get_task
 
-GAMMAS = (0, 0.31, 0.47, 0.55, 0.64, 0.85)
-NUMERATORS = ("one", "moment", "parcor", "moment-ref", "parcor-ref")
+GAMMAS = (0, 0.31, 0.47, 0.55, 0.64, 0.85, 0.9)
+NUMERATORS = ("one", "moment", "parcor", "moment-c5b0935", "parcor-c5b0935")
 TINY = """
 name: tiny
 preset: smoke
@@ -98,7 +98,7 @@ def test_paper_filter_crosses_gamma_and_the_numerators():
 
 
 @pytest.mark.parametrize("name, needed", [("paper", ("muon", "prodigy")),
-                                          ("paper-filter", ("moment-ref", "parcor-ref"))])
+                                          ("paper-filter", ("moment-c5b0935", "parcor-c5b0935"))])
 def test_the_paper_suites_validate(name, needed):
     """Every task builds and every (configuration, lr) passes the registry's checks."""
     from optimizers import OPTIMIZERS

@@ -79,6 +79,18 @@ def test_optimizers_that_are_not_elementwise_and_dropout_stay_on_the_one_seed_pa
     assert group_size(spec(0), 4, RunOptions()) == (4, "")
 
 
+@pytest.mark.parametrize("numerator", ["moment-c5b0935", "parcor-c5b0935"])
+def test_tensor_wide_numerators_stay_on_the_one_seed_path(numerator):
+    """Their statistics are means over a whole tensor: stacked seeds would share them."""
+    ref = RunSpec(suite="s", stage="eval", task="diabetes", preset="smoke", task_overrides=(),
+                  optimizer="muphi", hparams=(("numerator", numerator), ("window", "cosine")), lr=1e-2, seed=0)
+    size, why = group_size(ref, "auto", RunOptions())
+    assert size == 1 and numerator in why and "whole tensor" in why
+    own = RunSpec(suite="s", stage="eval", task="diabetes", preset="smoke", task_overrides=(),
+                  optimizer="muphi", hparams=(("numerator", "parcor"), ("window", "cosine")), lr=1e-2, seed=0)
+    assert group_size(own, "auto", RunOptions())[0] > 1
+
+
 def test_seed_batch_key_and_flag_are_checked():
     assert parse_suite(SUITE, source="t").seed_batch == "auto"
     assert parse_suite(SUITE + "seed_batch: 3\n", source="t").seed_batch == 3

@@ -113,8 +113,13 @@ hyper = st.fixed_dictionaries({
     "numerator": st.sampled_from(["one", "moment", "parcor"]),
     "weight_decay": st.sampled_from([0.0, 0.1]),
     "decoupled_weight_decay": st.booleans(),
+    "weight_decay_in_step": st.booleans(),
     "window": st.sampled_from(["cosine", "linear", "constant"]),
-}).map(lambda h: h | {"gamma": -0.3 if h["betas"][0] == 0.0 else h["betas"][0] / (1 + h["betas"][0])})
+    "pole_zero_cancels": st.booleans(),
+}).map(lambda h: {k: v for k, v in h.items() if k != "pole_zero_cancels"} | {
+    "gamma": h["betas"][0] if h["pole_zero_cancels"] else
+    (-0.3 if h["betas"][0] == 0.0 else h["betas"][0] / (1 + h["betas"][0])),
+    "weight_decay_in_step": h["weight_decay_in_step"] and h["decoupled_weight_decay"]})
 
 
 def _run_same_gradients(opt_a, opt_b, params_a, params_b, steps, dtype):
@@ -144,7 +149,7 @@ def _assert_same_state(opt_a, opt_b, params_a, params_b, rtol, atol):
 
 @pytest.mark.parametrize("impl", ["fused"])
 @given(hp=hyper)
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=16, deadline=None)
 def test_reference_and_fast_path_agree_on_identical_gradients(impl, hp) -> None:
     dtype = torch.float64
     params_a, frozen_a = _groups(dtype)
@@ -173,7 +178,9 @@ def test_reference_and_fast_path_agree_in_float32(impl) -> None:
     {"betas": (0.9, 0.999), "numerator": "parcor", "weight_decay": 0.1, "gamma": 0.3},
     {"betas": (0.0, 0.99), "numerator": "moment", "weight_decay": 0.05, "gamma": -0.2, "eta": 0.7,
      "decoupled_weight_decay": False},
-], ids=["momentum-parcor-decoupled", "no-momentum-moment-coupled"])
+    {"betas": (0.9, 0.999), "numerator": "one", "weight_decay": 0.1, "gamma": 0.9,
+     "weight_decay_in_step": True},
+], ids=["momentum-parcor-decoupled", "no-momentum-moment-coupled", "pole-zero-one-in-step"])
 def test_compiled_path_matches_reference(hp) -> None:
     """The fused compiled step (one compile per flag combination, cached on disk)."""
     params_a, frozen_a = _groups(torch.float32)
@@ -330,6 +337,19 @@ def test_bad_rms_every_raises_naming_it(value) -> None:
         opt.rms_every = value
 
 
+def test_default_filter_gain_has_unit_dc_gain() -> None:
+    """η = (1-β)/(1-γ) (eq. F2) unless given: 1 - β at γ = 0 (Adam's, for the exactness claim),
+    1 at γ = β; an explicit η is used as given. (The first step's gain: test_reference_release.)"""
+    def eta(**kwargs) -> float:
+        opt = MuPhi([torch.zeros(1)], window="constant", **kwargs)
+        return opt._config(opt.param_groups[0], 0.1).eta
+
+    assert eta(betas=(0.9, 0.999)) == pytest.approx(0.1)
+    assert eta(betas=(0.9, 0.999), gamma=0.5) == pytest.approx(0.2)
+    assert eta(betas=(0.9, 0.999), gamma=0.9) == 1.0
+    assert eta(betas=(0.9, 0.999), gamma=0.5, eta=0.3) == 0.3
+
+
 # --------------------------------------------------------------- the trust region holds
 def test_rms_step_tracks_the_radius_on_stationary_gradients() -> None:
     """β = 0: E[Δ²] = μ[t]²·E[g²/Ê[g²]] ≈ μ[t]², whatever each coordinate's gradient scale."""
@@ -412,10 +432,11 @@ def test_first_step_uses_window_at_zero() -> None:
 @pytest.mark.parametrize(("kwargs", "named"), [
     ({"lr": 0.0}, r"lr=0.0.*\(0, 1\]"), ({"lr": 2.0}, r"lr=2.0"), ({"lr": float("nan")}, r"lr=nan"),
     ({"betas": (1.0, 0.999)}, r"betas\[0\]=1.0.*\[0, 1\)"), ({"betas": (0.9, -0.1)}, r"betas\[1\]=-0.1"),
-    ({"betas": 0.9}, r"betas=0.9"), ({"gamma": 0.95}, r"gamma=0.95.*gamma < betas\[0\]"),
+    ({"betas": 0.9}, r"betas=0.9"), ({"gamma": 0.95}, r"gamma=0.95.*gamma <= betas\[0\]"),
     ({"eta": 0.0}, r"eta=0.0"), ({"eps": -1e-8}, r"eps=-1e-08"), ({"numerator": "two"}, r"numerator='two'.*one, moment, parcor"),
     ({"numerator_beta": 1.0}, r"numerator_beta=1.0"), ({"weight_decay": -0.1}, r"weight_decay=-0.1"),
     ({"decoupled_weight_decay": "yes"}, r"decoupled_weight_decay='yes'"),
+    ({"weight_decay_in_step": 1}, r"weight_decay_in_step=1"), ({"eps": None, "numerator_beta": 2.0}, r"numerator_beta=2.0"),
     ({"window": "cosine", "total_steps": None}, r"total_steps=None"), ({"total_steps": 0}, r"total_steps=0"),
     ({"window": "nope"}, r"kind='nope'"), ({"warmup": 1.5}, r"warmup=1.5"), ({"impl": "cuda"}, r"impl='cuda'"),
     ({"window": make_window("linear"), "warmup": 0.1}, r"Window object"),

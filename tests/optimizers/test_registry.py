@@ -170,7 +170,8 @@ def test_bad_hyperparameters_raise_naming_the_key(name) -> None:
 
 @pytest.mark.parametrize(("name", "hparams", "named"), [
     ("muphi", {"betas": (0.9, 1.0)}, r"betas\[1\]=1.0.*\[0, 1\)"),
-    ("muphi", {"gamma": 0.9}, r"gamma=0.9"),
+    ("muphi", {"gamma": 0.95}, r"gamma=0.95.*gamma <= betas\[0\]"),
+    ("muphi", {"weight_decay_in_step": True, "decoupled_weight_decay": False}, r"weight_decay_in_step=True"),
     ("muphi", {"lr": 1.5}, r"lr=1.5.*\(0, 1\]"),
     ("adamw", {"window": "cosine", "warmup": 0.6, "plateau": 0.4}, r"warmup \+ plateau"),
     ("adamw", {"p": 2.0}, r"p=2.0.*only 'root'"),
