@@ -7,7 +7,10 @@ import math
 import numpy as np
 
 from analysis.aggregate import integrated_score
+from analysis.comparisons import DIVERGED_LEVEL
+from analysis.hierarchical import CHAINS
 from analysis.summary import Analysis
+from analysis.verdict import ALL_TASKS, LOG_RATIO, NO_TEST, T_TEST
 
 
 def _g(x: float, digits: int = 3) -> str:
@@ -24,23 +27,47 @@ def _diverged(row) -> str:
         parts.append(f"{int(row.n_diverged)} run(s) of {row.config}")
     if row.n_diverged_reference:
         parts.append(f"{int(row.n_diverged_reference)} run(s) of {row.reference}")
-    return (f" {' and '.join(parts)} diverged and count as the worst outcome (intention to treat)."
-            if parts else "")
+    if not parts:
+        return ""
+    both = (f" On {int(row.n_both_diverged)} seed(s) both diverged: no difference, and no agreement."
+            if row.n_both_diverged else "")
+    return (f" {' and '.join(parts)} diverged: the configuration's own run counts as its worst outcome "
+            f"(intention to treat), and equivalence is ruled out.{both}")
+
+
+def _rate(row) -> str:
+    if not math.isfinite(row.diverged_rate):
+        return ""
+    return (f" {row.config} diverged in {int(row.n_diverged)} of {int(row.runs)} runs (rate {row.diverged_rate:.2f}, "
+            f"{_pct(DIVERGED_LEVEL)} Clopper–Pearson interval {row.diverged_ci_low:.2f} to {row.diverged_ci_high:.2f}).")
+
+
+def _level(row) -> str:
+    return f"{100 * row.ci_level:.4g}%"
 
 
 def _task_verdict(row, a: Analysis) -> str:
     o = a.options
     head = f"On {row.scope}, {row.config} against {row.reference}: {row.verdict}"
-    if row.n < 2:
-        return f"{head} (n = {row.n} paired seed(s): no test possible).{_diverged(row)}"
-    t = row.test.startswith("paired t")
-    what, interval = ("mean difference", "t-interval") if t else ("median difference", "order-statistic interval")
-    test = "paired t-test" if t else "Wilcoxon signed-rank test (intention to treat)"
-    text = (f"{head} — {what} {row.estimate:+.4g} in final {o.metric} ({_pct(1 - 2 * o.alpha)} {interval} "
-            f"{row.ci_low:+.4g} to {row.ci_high:+.4g}) against the margin ±{row.margin:.3g} "
-            f"({row.margin_rule}), n = {row.n} paired seeds; {test} p = {_g(row.p_difference_raw)} "
-            f"(Holm-adjusted {_g(row.p_difference)}); TOST p = {_g(row.p_equivalence_raw)} (Holm-adjusted "
-            f"{_g(row.p_equivalence)}).{_diverged(row)}")
+    if row.test == NO_TEST:
+        return f"{head} (n = {row.n} paired seed(s): no test possible).{_diverged(row)}{_rate(row)}"
+    t = row.test == T_TEST
+    what = "mean" if t else "median"
+    if row.scale == LOG_RATIO:
+        diff = (f"{what} log-ratio log(configuration/reference) {row.estimate:+.4g} ({_level(row)} interval "
+                f"{row.ci_low:+.4g} to {row.ci_high:+.4g}; as a ratio {_ratio(row.estimate)} [{_ratio(row.ci_low)}, "
+                f"{_ratio(row.ci_high)}]) against the margin ±{row.margin:.3g} = log(1 + δ)")
+    else:
+        diff = (f"{what} difference {row.estimate:+.4g} in final {o.metric} ({_level(row)} interval "
+                f"{row.ci_low:+.4g} to {row.ci_high:+.4g}) against the margin ±{row.margin:.3g}")
+    test = "paired t-test" if t else "sign test (intention to treat)"
+    text = (f"{head} — {diff} ({row.margin_rule}; {row.margin_source}), n = {row.n} paired seeds, "
+            f"{row.direction} is better; one-sided against the margin in the estimate's direction, {test} "
+            f"p = {_g(row.p_difference_raw)} (Holm-adjusted {_g(row.p_difference)}); TOST p = "
+            f"{_g(row.p_equivalence_raw)} (Holm-adjusted {_g(row.p_equivalence)}). The interval is at the "
+            f"level Holm's procedure gave this row, so the verdict reads off it.{_diverged(row)}{_rate(row)}")
+    if isinstance(row.note, str) and row.note:
+        text += f" Note: {row.note}"
     if row.n_diverged or row.n_diverged_reference:
         text += f" Surviving runs only (secondary, n = {int(row.n_survivors)}): {row.verdict_survivors}."
     if math.isfinite(row.posterior_better):
@@ -50,39 +77,85 @@ def _task_verdict(row, a: Analysis) -> str:
     return text
 
 
+def _ratio(x: float) -> str:
+    return "n/a" if not math.isfinite(x) else f"{math.exp(x):.4g}"
+
+
 def _hierarchical_posterior(row) -> str:
     if not math.isfinite(row.posterior_better):
         return ""
-    return (f" Posterior probabilities of the hierarchical Bayesian model (Benavoli et al. 2017; seeds within "
-            f"tasks, surviving runs, ROPE = each task's margin; a description, not a second test) that a new "
-            f"task finds {row.config} better {row.posterior_better:.2f}, within the margin "
-            f"{row.posterior_equivalent:.2f}, worse {row.posterior_worse:.2f}.")
+    return (f" Hierarchical Bayesian model (Benavoli et al. 2017; seeds within tasks, surviving runs, ROPE = each "
+            f"task's margin; a description, not a second test): the posterior predictive probability that a new "
+            f"task's difference is better than the margin is {row.posterior_better:.2f}, within the margin "
+            f"{row.posterior_equivalent:.2f}, worse {row.posterior_worse:.2f} ({int(CHAINS)} chains, split-R̂ "
+            f"{row.rhat:.3f}, effective sample size {row.ess:.0f}).")
 
 
 def _all_tasks_verdict(row, a: Analysis) -> str:
     head = f"Across tasks, {row.config} against {row.reference}: {row.verdict}"
-    if row.test == "none":
+    count = (f" Per task: equivalent on {int(row.tasks_equivalent)} of {int(row.tasks_total)}, better on "
+             f"{int(row.tasks_better)}, worse on {int(row.tasks_worse)}.")
+    if row.test == NO_TEST:
         return (f"{head} — {row.n} task(s) with a comparison; the across-task question needs more tasks "
-                f"(the task is the unit, not the seed).{_hierarchical_posterior(row)}")
-    return (f"{head} — over n = {row.n} tasks (one number per task: its estimate divided by its own "
-            f"margin), mean {row.estimate:+.3g} margins ({_pct(1 - 2 * a.options.alpha)} interval "
-            f"{row.ci_low:+.3g} to {row.ci_high:+.3g}, equivalence margin ±1); {row.test}: Holm-adjusted "
-            f"p = {_g(row.p_difference)} for a difference, {_g(row.p_equivalence)} for equivalence."
-            f"{_hierarchical_posterior(row)}")
+                f"(the task is the unit, not the seed).{count}{_hierarchical_posterior(row)}")
+    pi = (f" A new task's difference is predicted within {row.pi_low:+.3g} to {row.pi_high:+.3g} margins "
+          f"({_level(row)} random-effects prediction interval, DerSimonian–Laird, between-task sd τ = "
+          f"{row.tau:.3g} margins)." if math.isfinite(row.pi_low) else
+          " No prediction interval for a new task (a task with a diverged run has no bounded difference).")
+    text = (f"{head} — over n = {row.n} tasks (one number per task: its estimate divided by its own "
+            f"margin), mean {row.estimate:+.3g} margins ({_level(row)} interval {row.ci_low:+.3g} to "
+            f"{row.ci_high:+.3g}, margin ±1); t over tasks, one-sided against the margin: Holm-adjusted "
+            f"p = {_g(row.p_difference)}; equivalence (mean and prediction inside ±1): {_g(row.p_equivalence)}."
+            f"{pi}{count}{_rate(row)}")
+    if isinstance(row.note, str) and row.note:
+        text += f" Note: {row.note}"
+    return text + _hierarchical_posterior(row)
+
+
+RULE = ("Rule (α = {alpha:g}; Holm's step-down over the per-task rows, and separately over the all-tasks rows, "
+        "gives each row a level α_r and a (1 − 2α_r) interval): equivalent when that interval lies inside "
+        "±margin and no run diverged in either arm; worse when it lies entirely beyond the margin on the "
+        "worse side, better when entirely beyond it on the better side (one-sided tests against the margin, "
+        "never against 0); otherwise inconclusive. Across tasks, equivalence also needs the prediction "
+        "interval for a new task inside ±1 margin.")
 
 
 def verdict_claims(a: Analysis) -> list[str]:
     """The rule, the comparison, then one sentence per verdict row."""
     if a.verdict.empty:
         return [f"No comparison: {a.comparison.describe()}."]
-    o = a.options
-    out = [f"Comparison: {a.comparison.describe()}. Rule (α = {o.alpha:g}; Holm over the per-task rows, "
-           f"and separately over the all-tasks rows): equivalent when TOST rejects a difference of at "
-           f"least the margin; better or worse when the paired test rejects no difference and the estimate lies outside the margin; "
-           f"otherwise inconclusive."]
+    out = [f"Comparison: {a.comparison.describe()}. " + RULE.format(alpha=a.options.alpha)]
     for row in a.verdict.itertuples():
-        out.append(_task_verdict(row, a) if row.scope != "all tasks" else _all_tasks_verdict(row, a))
+        out.append(_task_verdict(row, a) if row.scope != ALL_TASKS else _all_tasks_verdict(row, a))
     return out
+
+
+def verdict_methods(a: Analysis) -> str:
+    """The verdict rule as it runs, for the report's Methods (docs/statistics.md, §2–4)."""
+    o = a.options
+    return (
+        f"Verdicts compare every configuration with each reference ({a.comparison.describe()}) on runs "
+        f"paired by seed. With a relative margin δ on a positive metric the paired values are log-ratios "
+        f"log(configuration/reference) and the margin is log(1 + δ), fixed before the runs (losses are "
+        f"positive and a relative margin is a ratio; a t on log-ratios keeps its level where raw "
+        f"differences are skewed); with an absolute margin, the differences in {o.metric}; a relative "
+        f"margin on a metric that can be ≤ 0 is δ times the reference's median over its tune-stage runs at "
+        f"the selected learning rate (eval runs only as a named fallback). A diverged run is its "
+        f"configuration's worst outcome (intention to treat); a seed where both arms diverged is no "
+        f"agreement and is left out, and any diverged run rules out equivalence. All values finite: the "
+        f"one-sample t; otherwise the sign test with the order-statistic interval of the median. Each row "
+        f"asks three one-sided questions about the margin (beyond +δ, beyond −δ, inside ±δ by TOST); Holm's "
+        f"step-down over the rows gives each row its level α_r and the table prints the (1 − 2α_r) "
+        f"interval (column ci_level) from which the verdict is read: inside ±δ equivalent, beyond the "
+        f"margin worse or better, else inconclusive. The divergence rate of each configuration is reported "
+        f"beside its verdict with a {_pct(DIVERGED_LEVEL)} Clopper–Pearson interval. Across tasks each task "
+        f"contributes its estimate in margins (an infinite median at the most extreme finite task value, at "
+        f"least ±2); worse or better test the mean over tasks against ±1 (t over tasks); equivalent needs "
+        f"that mean's interval and the random-effects prediction interval for a new task (DerSimonian–Laird, "
+        f"Higgins–Thompson–Spiegelhalter, t with k − 2 df) inside ±1, and no diverged run; each row counts "
+        f"the tasks with each verdict. The hierarchical model of Benavoli et al. (2017) gives the posterior "
+        f"predictive probability that a new task's difference lies within the margin ({CHAINS} chains, "
+        f"split-R̂ and effective sample size reported); it decides nothing.")
 
 
 def maxt_claims(a: Analysis) -> list[str]:
@@ -175,12 +248,13 @@ def theory_claims(a: Analysis) -> list[str]:
     out, pct = [], _pct(a.options.level)
     for row in a.radius_relation.itertuples():
         if not math.isfinite(row.p_shape):
-            out.append(f"On {row.task}: too few configurations that log μ[t] ({row.configs}; at least 3 with "
+            out.append(f"On {row.task}: too few μ[t]·Φ windows that log μ[t] ({row.configs}; at least 3 with "
                        f"repeated seeds needed) to test whether the window's shape matters beyond its mean radius.")
             continue
         matters = row.p_shape <= a.options.alpha
         out.append(f"On {row.task}, final {a.options.metric} = β₀ + β₁·log(mean radius) over {row.runs} runs of "
-                   f"{row.configs} configurations: β₁ = {row.slope:+.3g} ({pct} interval {row.slope_ci_low:+.3g} "
+                   f"{row.configs} μ[t]·Φ windows (other optimizers are left out: the theory is about these "
+                   f"windows): β₁ = {row.slope:+.3g} ({pct} interval {row.slope_ci_low:+.3g} "
                    f"to {row.slope_ci_high:+.3g}, R² = {row.r_squared:.2f}); once the mean radius is matched the "
                    f"window's shape {'still matters' if matters else 'shows no detectable effect'} (lack-of-fit "
                    f"F({row.shape_df:.0f}, {row.resid_df:.0f}) = {row.shape_f:.3g}, p = {_g(row.p_shape)}).")

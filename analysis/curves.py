@@ -15,13 +15,7 @@ from scipy import stats
 
 from analysis.store import Store, StoreError
 
-HIGHER_IS_BETTER = frozenset({"val/acc"})
 FINAL_LAST_K = 3  # the final value is the mean of the last 3 evaluations of a completed run
-
-
-def sign_of(metric: str) -> float:
-    """+1 when lower is better (losses), −1 when higher is better (accuracy)."""
-    return -1.0 if metric in HIGHER_IS_BETTER else 1.0
 
 
 @dataclass(frozen=True)
@@ -154,13 +148,13 @@ def normalised_auc(curves: TaskCurves) -> np.ndarray:
     return np.where(curves.status == "done", area / span, np.nan)
 
 
-def steps_to_target(curves: TaskCurves, target: float) -> np.ndarray:
-    """(C, S) first grid step whose value reaches `target` (≤ for losses, ≥ for accuracy).
+def steps_to_target(curves: TaskCurves, target: float, sign: float) -> np.ndarray:
+    """(C, S) first grid step whose value reaches `target`: sign·value ≤ sign·target, with sign
+    +1 when lower is better (losses) and −1 when higher is better (accuracy).
 
     Runs that never reach it are censored: +inf (a diverged run counts if it reached the target
     before diverging); failed or missing runs are NaN.
     """
-    sign = sign_of(curves.metric)
     reached = np.isfinite(curves.values) & (sign * curves.values <= sign * target)
     first = np.argmax(reached, axis=-1)
     out = np.where(reached.any(axis=-1), curves.steps[first].astype(float), np.inf)

@@ -50,9 +50,9 @@ def _traces(fig: go.Figure, tc: TaskCurves, looks: dict, level: float) -> None:
             hovertemplate=f"{html.escape(config)}<br>step %{{x}}<br>{tc.metric} %{{y:.4g}}<extra></extra>", **group))
 
 
-def curve_plot(tc: TaskCurves, looks: dict, level: float, div_id: str) -> str:
+def curve_plot(tc: TaskCurves, looks: dict, level: float, div_id: str, label: str | None = None) -> str:
     """One task's curves (mean over seeds, pointwise t-band) as an HTML <div> for a page that
-    already holds `plotly_script()`."""
+    already holds `plotly_script()`; `label` names the y axis (default: the metric's name)."""
     fig = go.Figure()
     _traces(fig, tc, looks, level)
     start = "log" if log_scale_fits(pointwise_band(tc.values, level)[0]) else "linear"
@@ -60,7 +60,7 @@ def curve_plot(tc: TaskCurves, looks: dict, level: float, div_id: str) -> str:
     fig.update_layout(
         title=dict(text=f"{tc.task}: {tc.metric}<br><sup>mean over seeds, pointwise {100 * level:g}% band</sup>",
                    font_size=13, x=0.01, xanchor="left", y=0.97),
-        xaxis_title="step", yaxis_title=tc.metric, yaxis_type=start, template="simple_white",
+        xaxis_title="step", yaxis_title=label or tc.metric, yaxis_type=start, template="simple_white",
         height=400, margin=dict(l=60, r=20, t=80, b=50), hovermode="x unified",
         legend=dict(orientation="h", yanchor="top", y=-0.2, x=0, font_size=11),
         updatemenus=[dict(type="buttons", direction="right", buttons=buttons, x=1, xanchor="right", y=1.01,

@@ -20,13 +20,15 @@ from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
 from analysis import aggregate, comparisons, paired
-from analysis.curves import TaskCurves, eval_runs, final_values, normalised_auc, sign_of, steps_to_target, task_curves
+from analysis import metrics as declarations
+from analysis.curves import TaskCurves, eval_runs, final_values, normalised_auc, steps_to_target, task_curves
 from analysis.diagnostics import run_diagnostics
 from analysis.fairtime import time_measure
 from analysis.maxt import MaxT, max_t_test
 from analysis.store import Store
-from analysis.theory import radius_relation
-from common.compare import Comparison, Margin
+from analysis.theory import THEORY_OPTIMIZERS, radius_relation
+from common.compare import CompareError, Comparison, Margin
+from common.metrics import Metric
 
 log = logging.getLogger(__name__)
 POWER_EFFECTS = (0.8, 1.0, 1.5)
@@ -71,8 +73,8 @@ class Options:
 def _margin(kind: str, value: float, flag: str) -> Margin:
     try:
         return Margin(kind, value)
-    except ValueError:
-        raise ValueError(f"{flag} must be a finite number > 0 ({kind} margin), got {value!r}") from None
+    except CompareError as err:
+        raise ValueError(f"{flag} {err.problem} ({kind} margin)") from None
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class Analysis:
     """All results of one analysis; DataFrames are the report's tables."""
 
     options: Options  # with the metric resolved
+    declared: Metric  # what the tasks declare of the endpoint metric: its direction and units
     baseline: str  # the first reference: the target of steps-to-target, the max-T comparisons
     curves: dict[str, TaskCurves]
     endpoints: pd.DataFrame  # one row per eval run
@@ -102,8 +105,20 @@ class Analysis:
     notes: list[str] = field(default_factory=list)
     optimizer_curves: dict[str, tuple[TaskCurves, TaskCurves]] = field(default_factory=dict)  # μ[t], RMS(Δ)
 
+    @property
+    def metric_label(self) -> str:
+        """The endpoint with its units and direction, e.g. `test/acc (fraction correct; higher is
+        better)`: every axis and heading that shows the endpoint says which way is better."""
+        return declarations.describe(self.options.metric, self.declared)
 
-def _endpoints(curves: TaskCurves, time: TaskCurves | None, baseline: str) -> tuple[pd.DataFrame, float]:
+    @property
+    def metric_axis(self) -> str:
+        """A figure axis's short form: `test/loss (↓ better)`."""
+        return f"{self.options.metric} ({'↓' if self.declared.better == 'lower' else '↑'} better)"
+
+
+def _endpoints(curves: TaskCurves, time: TaskCurves | None, baseline: str,
+               sign: float) -> tuple[pd.DataFrame, float]:
     final = final_values(curves)
     auc = normalised_auc(curves)
     target = math.nan
@@ -111,7 +126,7 @@ def _endpoints(curves: TaskCurves, time: TaskCurves | None, baseline: str) -> tu
         base = final[curves.index(baseline)]
         if np.isfinite(base).any():
             target = float(np.nanmedian(base))
-    reach = steps_to_target(curves, target) if math.isfinite(target) else np.full(final.shape, np.nan)
+    reach = steps_to_target(curves, target, sign) if math.isfinite(target) else np.full(final.shape, np.nan)
     t_reach = np.full(final.shape, np.nan)
     if time is not None and math.isfinite(target):
         for c, s in zip(*np.nonzero(np.isfinite(reach))):
@@ -178,10 +193,9 @@ def _per_config(endpoints: pd.DataFrame, level: float) -> pd.DataFrame:
 
 
 def _paired(curves: dict[str, TaskCurves], endpoints: pd.DataFrame, comparison: Comparison, primary: str,
-            options: Options, notes: list[str]) -> tuple[pd.DataFrame, dict]:
+            options: Options, sign: float, notes: list[str]) -> tuple[pd.DataFrame, dict]:
     """Survivors' paired statistics for every (task, config, reference) of the comparison (the
     secondary analysis), and max-T over steps against the primary reference."""
-    sign = sign_of(options.metric)
     results, maxt = [], {}
     for task, tc in curves.items():
         if len(tc.configs) == 1:
@@ -223,8 +237,7 @@ class TaskBlocks:
     times: np.ndarray  # (T, k) median over seeds of the time measure (inf: most never reached)
 
 
-def _task_blocks(curves, endpoints, options, measure, notes) -> TaskBlocks:
-    sign = sign_of(options.metric)
+def _task_blocks(curves, endpoints, sign, measure, notes) -> TaskBlocks:
     multi = [t for t, tc in curves.items() if len(tc.configs) >= 2]
     for task in sorted(set(curves) - set(multi)):
         notes.append(f"{task}: one configuration only; left out of the across-task comparison.")
@@ -354,6 +367,10 @@ def analyse(store: Store, options: Options = Options()) -> Analysis:
     notes: list[str] = []
     options = dataclasses.replace(options, metric=resolve_metric(store, options.metric, notes))
     runs = eval_runs(store)
+    names = sorted(runs["task_name"].unique())
+    declared = declarations.endpoint(declarations.declarations(store.root, names, notes), names,
+                                     options.metric)
+    sign = declared.sign
     curves = task_curves(store, options.metric)
     comparison = comparisons.resolve(store.root, sorted(runs["config"].unique()), options.references,
                                      options.margin_override())
@@ -364,7 +381,7 @@ def analyse(store: Store, options: Options = Options()) -> Analysis:
     time = task_curves(store, "time/elapsed_s") if "time/elapsed_s" in metrics else None
     frames = []
     for task, tc in curves.items():
-        frame, target = _endpoints(tc, time.get(task) if time else None, baseline)
+        frame, target = _endpoints(tc, time.get(task) if time else None, baseline, sign)
         frames.append(frame)
         if not math.isfinite(target):
             notes.append(f"{task}: the reference {baseline} has no completed run, so there is no target and "
@@ -375,16 +392,16 @@ def analyse(store: Store, options: Options = Options()) -> Analysis:
     for task, tc in curves.items():
         if tc.seeds.size < 2:
             notes.append(f"{task}: one seed only; no test is possible, results are descriptive.")
-    verdict = comparisons.verdict_frame(curves, endpoints, comparison, options.alpha, sign_of(options.metric),
-                                        notes)
-    paired_frame, maxt = _paired(curves, endpoints, comparison, baseline, options, notes)
-    blocks = _task_blocks(curves, endpoints, options, measure, notes)
+    verdict = comparisons.verdict_frame(curves, endpoints, comparison, options.alpha, sign, notes, store=store,
+                                        positive=declared.positive)
+    paired_frame, maxt = _paired(curves, endpoints, comparison, baseline, options, sign, notes)
+    blocks = _task_blocks(curves, endpoints, sign, measure, notes)
     fried, pairwise, clq, ratios = _across_tasks(blocks, options, notes)
     diag, opt_curves = _diagnostics(store, metrics, endpoints, notes)
-    return Analysis(options=options, baseline=baseline, curves=curves, endpoints=endpoints,
+    return Analysis(options=options, declared=declared, baseline=baseline, curves=curves, endpoints=endpoints,
                     per_config=_per_config(endpoints, options.level), paired=paired_frame, maxt=maxt,
                     failures=_failures(runs, options.level), aggregate=_aggregate_scores(blocks, options),
                     friedman=fried, pairwise_p=pairwise, cliques=clq, profile_ratios=ratios,
                     power=_power(paired_frame, options.alpha), diagnostics=diag, store=store, notes=notes,
                     optimizer_curves=opt_curves, verdict=verdict, comparison=comparison,
-                    radius_relation=radius_relation(diag, options.level), time_measure=measure)
+                    radius_relation=radius_relation(diag, options.level, THEORY_OPTIMIZERS), time_measure=measure)

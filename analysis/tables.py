@@ -34,8 +34,12 @@ def to_markdown(df: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
-VERDICT_SHOWN = (*VERDICT_COLUMNS, "margin_rule", "test", "n", "n_diverged", "n_diverged_reference")
-"""The headline verdict table: the decision's columns, then how it was reached (rule, test, n)."""
+VERDICT_SHOWN = (*VERDICT_COLUMNS, "margin_rule", "margin_source", "test", "n", "n_diverged", "n_diverged_reference",
+                 "n_both_diverged", "diverged_rate", "diverged_ci_low", "diverged_ci_high", "tasks_equivalent",
+                 "tasks_total", "pi_low", "pi_high", "tau", "note")
+"""The headline verdict table: the decision's columns (the interval is the one the verdict was read
+from, at level `ci_level`), how it was reached (margin rule and source, test, n), divergence as an
+outcome of its own, and across tasks the intersection count and the prediction for a new task."""
 
 
 def verdict_table(a: Analysis, *, details: bool = False) -> pd.DataFrame | None:

@@ -12,6 +12,10 @@ model with one mean per configuration, y = α_c + ε: because μ̄ is fixed by t
 selected μ and its window), the F statistic of the extra configuration terms is the lack-of-fit
 test of the line (Draper & Smith 1998, section 2.1): F = ((RSS₀ − RSS₁)/(C − 2)) / (RSS₁/(n − C)).
 A small p says configurations differ beyond what their mean radius explains.
+
+The theory is about the μ[t]·Φ optimizer's windows, so the fit takes only its configurations
+(`THEORY_OPTIMIZERS`): pooling SGD or other peers would test how those optimizers differ from the
+line, not whether a window's shape matters.
 """
 
 from __future__ import annotations
@@ -23,9 +27,12 @@ import pandas as pd
 import statsmodels.formula.api as smf
 from statsmodels.stats.anova import anova_lm
 
+from common.store_schema import parse_label
+
 COLUMNS = ["task", "configs", "runs", "slope", "slope_ci_low", "slope_ci_high", "r_squared",
            "shape_f", "shape_df", "resid_df", "p_shape"]
 MIN_CONFIGS = 3  # a line through C points leaves C − 2 ≥ 1 degrees of freedom for shape
+THEORY_OPTIMIZERS = ("muphi",)  # the optimizers whose configurations are windows of μ[t]·Φ
 
 
 def _fit(task: str, g: pd.DataFrame, level: float) -> dict:
@@ -43,13 +50,18 @@ def _fit(task: str, g: pd.DataFrame, level: float) -> dict:
     return row
 
 
-def radius_relation(diagnostics: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-    """One row per task (COLUMNS); NaN statistics where too few configurations or runs."""
+def radius_relation(diagnostics: pd.DataFrame, level: float = 0.95,
+                    optimizers: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """One row per task (COLUMNS); NaN statistics where too few configurations or runs. With
+    `optimizers`, only configurations of those optimizers enter the fit."""
     needed = {"task", "config", "status", "mean_radius", "final"}
     if diagnostics.empty or not needed <= set(diagnostics.columns):
         return pd.DataFrame(columns=COLUMNS)
     d = diagnostics[(diagnostics["status"] == "done") & np.isfinite(diagnostics["final"])
                     & (diagnostics["mean_radius"] > 0)]
+    if optimizers is not None:
+        ours = np.array([parse_label(c, "configuration")[0] in optimizers for c in d["config"]], bool)
+        d = d[ours]
     d = d.assign(log_radius=np.log(d["mean_radius"].astype(float)))
     rows = [_fit(task, g, level) for task, g in d.groupby("task", sort=True)]
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -1,76 +1,91 @@
-"""The verdict: better, worse, equivalent or inconclusive, from one rule (docs/statistics.md).
+"""The verdict: better, worse, equivalent or inconclusive, from one rule (docs/statistics.md, §2).
 
-For a task, a configuration c and a reference b, the paired differences over seeds are
-d_s = y_{c,s} − y_{b,s} in the metric's units. Intention to treat (ITT): a diverged run is the
-worst outcome on its task, so d_s = +∞·σ when only c diverged (σ = +1 for losses, −1 for
-accuracies), −∞·σ when only b diverged, and 0 when both did; failed or missing runs are
-infrastructure, not outcomes, and leave their seed out.
+For a task, a configuration c and a reference b, the seeds give paired differences d_s on the
+*decision scale*: the log-ratio d_s = log(y_{c,s} / y_{b,s}) when the margin is relative and the
+metric is positive (the margin is then θ = log(1 + δ_rel), fixed before any run), otherwise the
+difference d_s = y_{c,s} − y_{b,s} against an absolute margin θ = δ. Let Δ be the location of
+d (its mean; its median when a run diverged) and σ = +1 when lower is better, −1 when higher is.
 
-- All d_s finite: the paired t-test gives p_difference; TOST (Schuirmann 1987) gives
-  p_equivalence = max(P(T ≥ (d̄ + δ)/se), P(T ≤ (d̄ − δ)/se)), T ~ t_{n−1}, which is ≤ α exactly
-  when the (1 − 2α) t-interval d̄ ± t_{1−α, n−1}·se lies inside (−δ, δ). The estimate is d̄ and
-  the interval printed is that (1 − 2α) interval.
-- Some d_s infinite: the Wilcoxon signed-rank test (zeros split) gives p_difference, ±∞ ranking
-  beyond every finite |d|; the estimate is the median of d with its distribution-free
-  order-statistic interval; equivalence cannot be shown (a diverged run has no bounded loss), so
-  p_equivalence = 1.
+Divergence (intention to treat, ITT). A run that diverged is the worst outcome on its task:
+d_s = +∞·σ when only c diverged, −∞·σ when only b did. A seed where both diverged carries no
+difference: it is left out of d, counted in `n_both_diverged`, and — like any diverged run in
+either arm — rules out equivalence (a run that never finishes agrees with nothing). Failed or
+missing runs are infrastructure, not outcomes, and leave their seed out.
 
-Holm's method adjusts p_difference and p_equivalence over the family of rows of one scope kind
-(every (task, config, reference), or every all-tasks row). With adjusted p-values at level α:
-equivalent if p_equivalence ≤ α; else better or worse (by the sign of σ·estimate) if
-p_difference ≤ α and |estimate| > δ; else inconclusive. A difference inside the margin is never
-better or worse, whatever its p-value.
+Three one-sided questions, each about the margin (never about 0):
+
+- above: H0 Δ ≤ θ (rejecting shows Δ > θ),  below: H0 Δ ≥ −θ (shows Δ < −θ),
+- inside: TOST, H0 |Δ| ≥ θ (Schuirmann 1987), p = max of the two one-sided p-values.
+
+All d finite: one-sample t on d. Some d infinite: the sign test, whose interval is the
+order-statistic interval of the median (the t has no finite mean to work with), and `inside` is
+impossible. The row's p-value is p_row = min(p_inside, p_above, p_below); Holm's step-down over
+the rows of a family gives each row a level α_r (α/(m − j + 1) at step j, or the level where the
+procedure stopped), and the row's (1 − 2α_r) interval decides: inside (−θ, θ) → equivalent,
+entirely above θ → worse (σ = +1) or better (σ = −1), entirely below −θ → the other. The interval
+printed is that interval: p_x ≤ α_r exactly when it lies in the region of claim x.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats
 
 from analysis.paired import holm
 
-VERDICT_COLUMNS = ("scope", "config", "reference", "margin", "estimate", "ci_low", "ci_high",
-                   "p_difference", "p_equivalence", "verdict")
+VERDICT_COLUMNS = ("scope", "config", "reference", "direction", "scale", "margin", "estimate", "ci_low",
+                   "ci_high", "ci_level", "p_difference", "p_equivalence", "verdict")
 VERDICTS = ("better", "worse", "equivalent", "inconclusive")
 ALL_TASKS = "all tasks"
+LOG_RATIO, DIFFERENCE = "log ratio", "difference"
+T_TEST, SIGN_TEST, NO_TEST = "paired t", "sign test (ITT)", "none"
 EQUIVALENCE_POWER = 0.8
 MAX_SEEDS_SEARCHED = 100_000
 
 
-@dataclass(frozen=True)
-class PairStats:
-    """Paired statistics of differences d against a margin δ (see the module docstring)."""
+def direction(sign: float) -> str:
+    """'lower' when lower values are better (σ = +1), 'higher' otherwise."""
+    return "lower" if sign > 0 else "higher"
 
-    n: int  # pairs used
-    estimate: float
-    ci_low: float  # (1 − 2α) interval
-    ci_high: float
-    p_difference: float
-    p_equivalence: float
-    sd: float  # sd of finite d (ddof = 1); NaN when n < 2 or any d is infinite
-    test: str  # "paired t + TOST", "Wilcoxon signed-rank (ITT)" or "none"
+
+@dataclass(frozen=True)
+class Differences:
+    """The paired differences of one (task, configuration, reference) on the decision scale."""
+
+    d: np.ndarray  # ±inf where one arm diverged; both-diverged seeds left out
+    n_both_diverged: int
+    n_config_diverged: int  # only the configuration diverged
+    n_reference_diverged: int  # only the reference diverged
+
+    @property
+    def any_diverged(self) -> bool:
+        return bool(self.n_both_diverged or self.n_config_diverged or self.n_reference_diverged)
 
 
 def itt_differences(y: np.ndarray, y_ref: np.ndarray, status: np.ndarray, status_ref: np.ndarray,
-                    sign: float) -> np.ndarray:
-    """d = y − y_ref per seed, a diverged run counted as the worst outcome (module docstring)."""
+                    sign: float, log: bool = False) -> Differences:
+    """d per seed under intention to treat (module docstring); `log`: log-ratios."""
+    y, y_ref = np.asarray(y, float), np.asarray(y_ref, float)
     div, div_ref = status == "diverged", status_ref == "diverged"
-    d = np.asarray(y, float) - np.asarray(y_ref, float)
+    ran = np.isin(status, ("done", "diverged")) & np.isin(status_ref, ("done", "diverged"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.log(y) - np.log(y_ref) if log else y - y_ref
     d = np.where(div & ~div_ref, sign * np.inf, d)
     d = np.where(div_ref & ~div, -sign * np.inf, d)
-    d = np.where(div & div_ref, 0.0, d)
-    ran = np.isin(status, ("done", "diverged")) & np.isin(status_ref, ("done", "diverged"))
-    keep = ran & (np.isfinite(d) | np.isinf(d))
-    return d[keep]
+    both = ran & div & div_ref
+    keep = ran & ~both & ~np.isnan(d)
+    return Differences(d[keep], int(both.sum()), int((ran & div & ~div_ref).sum()),
+                       int((ran & div_ref & ~div).sum()))
 
 
-def survivor_differences(y: np.ndarray, y_ref: np.ndarray) -> np.ndarray:
+def survivor_differences(y: np.ndarray, y_ref: np.ndarray, log: bool = False) -> np.ndarray:
     """d over the seeds where both runs completed (the secondary analysis)."""
     both = np.isfinite(y) & np.isfinite(y_ref)
-    return np.asarray(y, float)[both] - np.asarray(y_ref, float)[both]
+    y, y_ref = np.asarray(y, float)[both], np.asarray(y_ref, float)[both]
+    return np.log(y) - np.log(y_ref) if log else y - y_ref
 
 
 def tost(d: np.ndarray, margin: float, alpha: float) -> tuple[float, float, float]:
@@ -90,61 +105,164 @@ def tost(d: np.ndarray, margin: float, alpha: float) -> tuple[float, float, floa
     return p, mean - half, mean + half
 
 
-def median_interval(d: np.ndarray, alpha: float) -> tuple[float, float]:
-    """Distribution-free (1 − 2α) interval for the median: [d_(k), d_(n+1−k)] with k the largest
-    integer such that P(Bin(n, ½) ≤ k − 1) ≤ α; (−∞, ∞) when no such k ≥ 1 exists."""
-    x = np.sort(np.asarray(d, float))
-    n = x.size
+def sign_test_k(n: int, alpha: float) -> int:
+    """The largest k with P(Bin(n, ½) ≤ k) ≤ α (−1 when even k = 0 exceeds α)."""
     k = int(stats.binom.ppf(alpha, n, 0.5))  # smallest j with P(Bin ≤ j) ≥ α
-    k = k if stats.binom.cdf(k, n, 0.5) <= alpha else k - 1  # now P(Bin ≤ k) ≤ α, so use d_(k+1)
+    return k if stats.binom.cdf(k, n, 0.5) <= alpha else k - 1
+
+
+def median_interval(d: np.ndarray, alpha: float) -> tuple[float, float]:
+    """Distribution-free (1 − 2α) interval for the median: [d_(k+1), d_(n−k)] with k the largest
+    integer such that P(Bin(n, ½) ≤ k) ≤ α; (−∞, ∞) when no such k ≥ 0 exists. Its lower end
+    exceeds θ exactly when the one-sided sign test of median ≤ θ gives p ≤ α."""
+    x = np.sort(np.asarray(d, float))
+    k = sign_test_k(x.size, alpha)
     if k < 0:
         return -math.inf, math.inf
-    return float(x[k]), float(x[n - 1 - k])
+    return float(x[k]), float(x[x.size - 1 - k])
 
 
-def pair_stats(d: np.ndarray, margin: float, alpha: float) -> PairStats:
-    """The statistics of the verdict rule for differences `d` and margin δ = `margin`."""
+@dataclass(frozen=True)
+class PairStats:
+    """The one-sided tests of differences d against ±θ (module docstring), and the data to
+    compute the interval at whatever level Holm's procedure gives the row."""
+
+    d: np.ndarray  # the differences tested (may hold ±inf)
+    margin: float  # θ on the decision scale
+    n: int
+    estimate: float  # mean (t) or median (sign test)
+    sd: float  # sd of d (ddof = 1); NaN for the sign test or n < 2
+    se: float
+    p_above: float  # H0: Δ ≤ θ
+    p_below: float  # H0: Δ ≥ −θ
+    p_inside: float  # TOST; 1 when equivalence is ruled out
+    test: str  # T_TEST, SIGN_TEST or NO_TEST
+    equivalence_possible: bool
+
+    @property
+    def p_row(self) -> float:
+        return min(self.p_inside, self.p_above, self.p_below) if self.test != NO_TEST else math.nan
+
+    def interval(self, alpha: float) -> tuple[float, float]:
+        """The (1 − 2α) interval of Δ: d̄ ± t_{1−α, n−1}·se, or the order-statistic interval."""
+        if self.test == NO_TEST or not math.isfinite(alpha):
+            return math.nan, math.nan
+        if self.test == SIGN_TEST:
+            return median_interval(self.d, alpha)
+        half = stats.t.ppf(1 - alpha, self.n - 1) * self.se if self.se > 0 else 0.0
+        return self.estimate - half, self.estimate + half
+
+    def smallest_p(self) -> float:
+        """The smallest one-sided p-value this test can reach at this n: 2^−n for the sign test."""
+        return 0.5 ** self.n if self.test == SIGN_TEST else 0.0
+
+
+def _t_one_sided(d: np.ndarray, margin: float) -> tuple[float, float, float, float, float, float]:
+    """(mean, sd, se, p_above, p_below, p_inside) of the one-sample t against ±θ."""
+    n, mean, sd = d.size, float(d.mean()), float(d.std(ddof=1))
+    se = sd / math.sqrt(n)
+    if se == 0.0:  # every difference equal: the point decides
+        p_above, p_below = float(mean > margin), float(mean < -margin)
+        p_inside = float(abs(mean) < margin)
+        return mean, sd, se, 1.0 - p_above, 1.0 - p_below, 1.0 - p_inside
+    p_above = float(stats.t.sf((mean - margin) / se, n - 1))
+    p_below = float(stats.t.cdf((mean + margin) / se, n - 1))
+    p_inside = float(max(stats.t.sf((mean + margin) / se, n - 1), stats.t.cdf((mean - margin) / se, n - 1)))
+    return mean, sd, se, p_above, p_below, p_inside
+
+
+def pair_stats(d: np.ndarray, margin: float, *, equivalence_possible: bool = True) -> PairStats:
+    """The one-sided tests of `d` against the margin θ = `margin` (module docstring)."""
     d = np.asarray(d, float)
     n, nan = int(d.size), math.nan
-    if n < 2:
-        return PairStats(n, float(d.mean()) if n else nan, nan, nan, nan, nan, nan, "none")
+    if n < 2 or not (math.isfinite(margin) and margin > 0):
+        est = float(np.median(d)) if n else nan
+        return PairStats(d, margin, n, est, nan, nan, nan, nan, nan, NO_TEST, False)
     if np.isfinite(d).all():
-        p_eq, low, high = tost(d, margin, alpha)
-        mean, sd = float(d.mean()), float(d.std(ddof=1))
-        if sd == 0.0:
-            p_diff = 1.0 if mean == 0 else 0.0
-        else:
-            p_diff = float(stats.ttest_1samp(d, 0.0).pvalue)
-        return PairStats(n, mean, low, high, p_diff, p_eq, sd, "paired t + TOST")
-    finite = d[np.isfinite(d)]
-    cap = 2.0 * (float(np.abs(finite).max()) + 1.0) if finite.size else 1.0
-    capped = np.clip(d, -cap, cap)  # same ranks: ±∞ beyond every finite |d|
-    p_diff = 1.0 if np.all(capped == 0) else float(stats.wilcoxon(capped, zero_method="zsplit").pvalue)
-    low, high = median_interval(d, alpha)
-    return PairStats(n, float(np.median(d)), low, high, p_diff, 1.0, nan, "Wilcoxon signed-rank (ITT)")
+        mean, sd, se, p_above, p_below, p_inside = _t_one_sided(d, margin)
+        return PairStats(d, margin, n, mean, sd, se, p_above, p_below,
+                         p_inside if equivalence_possible else 1.0, T_TEST, equivalence_possible)
+    # sign test: ties at ±θ count against the claim, so p ≤ α exactly when the order-statistic
+    # interval lies beyond θ (median_interval)
+    p_above = float(stats.binom.sf(int(np.sum(d > margin)) - 1, n, 0.5))
+    p_below = float(stats.binom.sf(int(np.sum(d < -margin)) - 1, n, 0.5))
+    return PairStats(d, margin, n, float(np.median(d)), nan, nan, p_above, p_below, 1.0, SIGN_TEST, False)
 
 
-def decide(estimate: float, p_difference: float, p_equivalence: float, margin: float, alpha: float,
-           sign: float) -> str:
-    """The rule, on Holm-adjusted p-values (module docstring)."""
-    if not math.isfinite(margin) or margin <= 0:
+def holm_levels(p_row: np.ndarray, alpha: float) -> np.ndarray:
+    """Each row's level in Holm's step-down procedure over the finite p-values: α/(m − j + 1) for
+    the row at step j when every step up to j rejected, else the level of the first step that did
+    not (so p_row ≤ level exactly when Holm rejects the row); NaN where p_row is NaN."""
+    p = np.asarray(p_row, float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = ok.size
+    if not m:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    levels = alpha / (m - np.arange(m))
+    stop = np.flatnonzero(p[order] > levels)
+    if stop.size:
+        levels[stop[0]:] = levels[stop[0]]
+    out[order] = levels
+    return out
+
+
+def adjusted(p: np.ndarray, p_row: np.ndarray) -> np.ndarray:
+    """Holm-adjusted p-values of a claim's column `p`, stepping down in the order of `p_row`:
+    max(adjusted p_row of the earlier steps, min(1, (m − j + 1)·p_j)); ≤ α exactly when the claim
+    is made at the row's Holm level."""
+    p, p_row = np.asarray(p, float), np.asarray(p_row, float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p_row))
+    m = ok.size
+    if not m:
+        return out
+    order = ok[np.argsort(p_row[ok], kind="stable")]
+    row_adj = holm(p_row, alpha=1.0)[order]
+    before = np.r_[0.0, row_adj[:-1]]
+    out[order] = np.maximum(before, np.minimum(1.0, (m - np.arange(m)) * p[order]))
+    return out
+
+
+def claim(low: float, high: float, margin: float, sign: float, equivalence_possible: bool) -> str:
+    """The verdict read off the row's interval [low, high] against ±θ."""
+    if not (math.isfinite(margin) and margin > 0) or math.isnan(low) or math.isnan(high):
         return "inconclusive"
-    if p_equivalence <= alpha:
+    if equivalence_possible and -margin < low and high < margin:
         return "equivalent"
-    if p_difference <= alpha and abs(estimate) > margin:
-        return "better" if sign * estimate < 0 else "worse"
+    if low > margin:
+        return "worse" if sign > 0 else "better"
+    if high < -margin:
+        return "better" if sign > 0 else "worse"
     return "inconclusive"
 
 
-def decide_all(estimates, p_difference, p_equivalence, margins, alpha: float, sign: float):
-    """Holm-adjust both columns over the family, then decide each row.
+@dataclass(frozen=True)
+class Decision:
+    """One row's decision: its Holm level, interval, adjusted p-values and verdict."""
 
-    Returns (adjusted p_difference, adjusted p_equivalence, verdicts)."""
-    p_diff = holm(np.asarray(p_difference, float), alpha)
-    p_eq = holm(np.asarray(p_equivalence, float), alpha)
-    verdicts = [decide(e, pd_, pe, m, alpha, sign)
-                for e, pd_, pe, m in zip(estimates, p_diff, p_eq, margins)]
-    return p_diff, p_eq, verdicts
+    level: float  # one-sided α_r; the interval is (1 − 2α_r)
+    ci_low: float
+    ci_high: float
+    p_difference: float  # adjusted p of the claim beyond the margin in the estimate's direction
+    p_equivalence: float  # adjusted TOST p (1 when equivalence is ruled out)
+    verdict: str
+
+
+def decide_family(rows: list[PairStats], alpha: float, sign: float) -> list[Decision]:
+    """Holm over the rows by p_row, then each row's interval at its level and its verdict."""
+    p_row = np.array([r.p_row for r in rows], float)
+    levels = holm_levels(p_row, alpha)
+    toward = np.array([r.p_above if (r.estimate >= 0 or math.isnan(r.estimate)) else r.p_below
+                       for r in rows], float)
+    p_diff = adjusted(toward, p_row)
+    p_eq = adjusted(np.array([r.p_inside for r in rows], float), p_row)
+    out = []
+    for r, level, pd_, pe in zip(rows, levels, p_diff, p_eq):
+        low, high = r.interval(level)
+        out.append(Decision(level, low, high, pd_, pe, claim(low, high, r.margin, sign, r.equivalence_possible)))
+    return out
 
 
 def tost_power(n: int, sd: float, margin: float, alpha: float) -> float:
@@ -175,3 +293,90 @@ def seeds_for_equivalence(sd: float, margin: float, alpha: float, power: float =
         else:
             low = mid + 1
     return float(low)
+
+
+def random_effects(estimates: np.ndarray, variances: np.ndarray) -> tuple[float, float, float]:
+    """(μ̂, τ̂, s_pred): the DerSimonian–Laird (1986) random-effects mean of per-task estimates with
+    within-task variances, the between-task sd τ̂, and s_pred = sqrt(τ̂² + se(μ̂)²), the scale of
+    the Higgins–Thompson–Spiegelhalter (2009) prediction interval; NaN below 3 tasks."""
+    y, v = np.asarray(estimates, float), np.asarray(variances, float)
+    k = y.size
+    if k < 3 or not (np.isfinite(y).all() and np.isfinite(v).all()):
+        return math.nan, math.nan, math.nan
+    v = np.maximum(v, 1e-12 * max(float(np.max(v)), 1e-300))  # a task whose seeds agree exactly
+    w = 1.0 / v
+    fixed = float(np.sum(w * y) / np.sum(w))
+    q = float(np.sum(w * (y - fixed) ** 2))
+    tau2 = max(0.0, (q - (k - 1)) / (float(np.sum(w)) - float(np.sum(w ** 2)) / float(np.sum(w))))
+    w_re = 1.0 / (v + tau2)
+    mu = float(np.sum(w_re * y) / np.sum(w_re))
+    return mu, math.sqrt(tau2), math.sqrt(tau2 + 1.0 / float(np.sum(w_re)))
+
+
+def prediction_interval(mu: float, s_pred: float, k: int, alpha: float) -> tuple[float, float]:
+    """The (1 − 2α) prediction interval for a new task's true difference, μ̂ ± t_{1−α, k−2}·s_pred."""
+    if k < 3 or not (math.isfinite(mu) and math.isfinite(s_pred) and math.isfinite(alpha)):
+        return math.nan, math.nan
+    half = float(stats.t.ppf(1 - alpha, k - 2)) * s_pred
+    return mu - half, mu + half
+
+
+def p_prediction(mu: float, s_pred: float, k: int) -> float:
+    """The smallest α at which the (1 − 2α) prediction interval lies inside (−1, 1):
+    P(t_{k−2} ≥ (1 − |μ̂|)/s_pred); ≤ α exactly when that interval is inside."""
+    if k < 3 or not (math.isfinite(mu) and math.isfinite(s_pred)):
+        return math.nan
+    if s_pred == 0.0:
+        return float(abs(mu) >= 1.0)
+    return float(stats.t.sf((1.0 - abs(mu)) / s_pred, k - 2))
+
+
+MIN_TASKS = 3  # an across-task t-interval needs ≥ 2 degrees of freedom, a prediction interval k − 2 ≥ 1
+CAP = 2.0  # a task with an infinite median enters the across-task mean at ≥ this many margins
+
+
+def capped(s: np.ndarray) -> np.ndarray:
+    """Per-task values in margins, ±∞ replaced by the most extreme finite value and at least ±CAP
+    margins, so that a task lost to divergence counts as the worst task, never as a better one."""
+    s = np.asarray(s, float)
+    finite = s[np.isfinite(s)]
+    high = max(CAP, float(finite.max())) if finite.size else CAP
+    low = min(-CAP, float(finite.min())) if finite.size else -CAP
+    return np.where(np.isposinf(s), high, np.where(np.isneginf(s), low, s))
+
+
+@dataclass(frozen=True)
+class Across:
+    """The statistics of one all-tasks row: the t over per-task values (in margins) and the
+    random-effects prediction for a new task."""
+
+    stats: PairStats  # p_inside includes the prediction interval's p (equivalence needs both)
+    mu: float  # random-effects mean (DerSimonian–Laird)
+    tau: float  # between-task sd
+    s_pred: float
+
+    def prediction(self, level: float) -> tuple[float, float]:
+        return prediction_interval(self.mu, self.s_pred, self.stats.n, level)
+
+
+def across_tasks(values: np.ndarray, variances: np.ndarray, equivalence_possible: bool) -> Across:
+    """Per-task values in margins (±∞ capped) and their within-task variances → the all-tasks row's
+    statistics. Equivalence needs every task finite with a variance and `equivalence_possible`."""
+    s, v = capped(values), np.asarray(variances, float)
+    if s.size < MIN_TASKS:
+        return Across(pair_stats(s[:0], 1.0), math.nan, math.nan, math.nan)
+    mu, tau, s_pred = random_effects(s, v)
+    possible = equivalence_possible and math.isfinite(tau)
+    st = pair_stats(s, 1.0, equivalence_possible=possible)
+    p_pi = p_prediction(mu, s_pred, s.size) if possible else 1.0
+    return Across(replace(st, p_inside=max(st.p_inside, p_pi), equivalence_possible=possible), mu, tau, s_pred)
+
+
+def across_claim(decision: Decision, across: Across) -> tuple[str, float, float]:
+    """(verdict, pi_low, pi_high): the family's decision, with 'equivalent' kept only when the
+    prediction interval at the row's level lies inside ±1 too."""
+    low, high = across.prediction(decision.level)
+    verdict = decision.verdict
+    if verdict == "equivalent" and not (-1.0 < low and high < 1.0):
+        verdict = "inconclusive"
+    return verdict, low, high

@@ -1,4 +1,8 @@
-"""Stage `tune` → one learning rate per (task, configuration), and the record of why."""
+"""Stage `tune` → one learning rate per (task, configuration), and the record of why.
+
+The selection metric is one the suite's tasks declare (`common.metrics`), on the validation
+split, and it is optimised in its declared direction: lowest `val/loss`, highest `val/acc`.
+"""
 
 from __future__ import annotations
 
@@ -9,30 +13,58 @@ from typing import Any
 import numpy as np
 
 from bench.atomic import read_parquet
+from bench.errors import SuiteError
 from bench.spec import RunSpec, group_key
 from bench.store import FINISHED, ResultsStore
 from bench.suite import Selection, Suite
+from common.metrics import Declarations, Metric, MetricError
 
 log = logging.getLogger(__name__)
 
 
+def suite_metrics(suite: Suite) -> Declarations:
+    """The metric declarations of the suite's tasks (what `DIR/metrics.json` records)."""
+    from tasks import declared_metrics
+
+    return Declarations.of({t.name: declared_metrics(t.name) for t in suite.tasks})
+
+
+def selection_metric(suite: Suite) -> Metric:
+    """The declaration of the suite's selection metric: declared by every task, one direction,
+    on the validation split (selecting on `test/...` would let the test split choose the lr)."""
+    metric = suite.selection.metric
+    try:
+        declared = suite_metrics(suite).common([t.name for t in suite.tasks], metric)
+    except MetricError as err:
+        raise SuiteError(suite.source, "selection.metric", str(err)) from None
+    if not metric.startswith("val/"):
+        raise SuiteError(suite.source, "selection.metric",
+                         f"must be a validation metric (val/NAME), got {metric!r}: the test split "
+                         f"is kept for the verdicts")
+    return declared
+
+
 def final_value(store: ResultsStore, spec: RunSpec, metric: str) -> float:
-    """The last logged value of `metric` of a finished run; +inf when diverged, failed or absent."""
+    """The last logged value of `metric` of a finished run; +inf when diverged or failed, NaN
+    when a finished run did not log it."""
     folder = store.folder(spec)
     if folder.state() != "done":
         return math.inf
     rows = read_parquet(folder.metrics_file)
     rows = rows[rows["metric"] == metric]
     if rows.empty:
-        return math.inf
+        return math.nan
     value = float(rows.sort_values("step", kind="stable")["value"].iloc[-1])
     return value if math.isfinite(value) else math.inf
 
 
-def score(values: list[float], rule: Selection) -> float:
-    if not values:
+def score(values: list[float], rule: Selection, sign: float = 1.0) -> float:
+    """The rule's statistic of sign·value over the tuning seeds (lower is better); a diverged or
+    failed run (+inf) is the worst outcome whichever way the metric points."""
+    oriented = [v if math.isinf(v) else sign * v for v in values]
+    if not oriented:
         return math.inf
-    return float(np.median(values) if rule.statistic == "median" else np.mean(values))
+    return float(np.median(oriented) if rule.statistic == "median" else np.mean(oriented))
 
 
 def select(suite: Suite, store: ResultsStore,
@@ -40,6 +72,8 @@ def select(suite: Suite, store: ResultsStore,
     """The chosen lr per (task label, configuration) and the `selection.json` document."""
     chosen: dict[tuple[str, str], float] = {}
     entries = []
+    declared = selection_metric(suite)
+    sign, metric = declared.sign, suite.selection.metric
     for task in suite.tasks:
         for opt in suite.optimizers:
             key = group_key(task, opt)
@@ -50,8 +84,14 @@ def select(suite: Suite, store: ResultsStore,
                 chosen[key] = opt.lr_grid[0]
                 entries.append({**entry, "lr": opt.lr_grid[0], "scores": {}, "incomplete": []})
                 continue
-            scores = {lr: score([final_value(store, s, suite.selection.metric)
-                                 for s in runs if s.lr == lr], suite.selection) for lr in opt.lr_grid}
+            finals = {s.run_id: final_value(store, s, metric) for s in runs}
+            values = {lr: [finals[s.run_id] for s in runs if s.lr == lr] for lr in opt.lr_grid}
+            unlogged = [run_id for run_id, v in finals.items() if math.isnan(v)]
+            if unlogged:
+                raise SuiteError(suite.source, "selection.metric",
+                                 f"{len(unlogged)} finished tuning run(s) did not log {metric!r}, "
+                                 f"e.g. {unlogged[0]}")
+            scores = {lr: score(v, suite.selection, sign) for lr, v in values.items()}
             best = min(opt.lr_grid, key=lambda lr: (scores[lr], lr))
             incomplete = [s.run_id for s in runs if store.folder(s).state() not in FINISHED]
             if incomplete:
@@ -68,10 +108,10 @@ def select(suite: Suite, store: ResultsStore,
                             list(opt.lr_grid))
             chosen[key] = best
             entries.append({**entry, "lr": best, "at_grid_edge": at_edge, "incomplete": incomplete,
-                            "scores": {repr(lr): (None if math.isinf(s) else s)
+                            "scores": {repr(lr): (None if math.isinf(s) else sign * s)
                                        for lr, s in scores.items()}})
-    doc = {"suite": suite.name, "rule": suite.selection.describe(),
-           "metric": suite.selection.metric, "statistic": suite.selection.statistic,
+    doc = {"suite": suite.name, "rule": suite.selection.describe(declared.better),
+           "metric": metric, "direction": declared.better, "statistic": suite.selection.statistic,
            "tuning_seeds": list(suite.tune_seeds), "evaluation_seeds": list(suite.eval_seeds),
            "choices": entries}
     return chosen, doc

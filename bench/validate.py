@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from bench.errors import SuiteError
+from bench.selection import selection_metric
 from bench.spec import config_label, expand_tune
 from bench.suite import Suite
 
@@ -50,6 +51,7 @@ def validate_suite(suite: Suite) -> None:
                 except (ValueError, TypeError, KeyError) as err:
                     raise SuiteError(suite.source, key, f"{label} with lr={lr} on {task.name}: "
                                                         f"{err}") from err
+    selection_metric(suite)  # declared by every task, one direction, validation split
     tune = expand_tune(suite)
     if len({s.run_id for s in tune}) != len(tune):
         raise SuiteError(suite.source, "optimizers", "two configurations give the same run id")

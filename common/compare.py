@@ -15,12 +15,19 @@ references declared before it (never with itself), so each pair appears once.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any
 
+log = logging.getLogger(__name__)
 MARGIN_KINDS = ("relative", "absolute")
 COMPARE_KEYS = ("references", "margin", "per_task")
+# A relative margin is a fraction of the reference's value: 1 or more would call any difference
+# of 100 % "equivalent", the slip of writing percent for a fraction. Above WIDE_RELATIVE it is
+# allowed but logged: few readers would call a 20 % difference negligible.
+MAX_RELATIVE = 1.0
+WIDE_RELATIVE = 0.2
 
 
 class CompareError(ValueError):
@@ -45,6 +52,14 @@ class Margin:
         if isinstance(self.value, bool) or not isinstance(self.value, (int, float)) \
                 or not math.isfinite(self.value) or self.value <= 0:
             raise CompareError(f"margin.{self.kind}", f"must be a finite number > 0, got {self.value!r}")
+        if self.kind == "relative" and self.value >= MAX_RELATIVE:
+            raise CompareError("margin.relative",
+                               f"is a fraction of the reference's value and must be < {MAX_RELATIVE:g}, got "
+                               f"{self.value!r} (= {100 * self.value:g} %); for {self.value:g} % write "
+                               f"{self.value / 100:g}")
+        if self.kind == "relative" and self.value > WIDE_RELATIVE:
+            log.warning("relative margin %g allows a difference of %g %% of the reference's value to "
+                        "count as equivalent", self.value, 100 * self.value)
 
     def resolve(self, reference_median: float) -> float:
         """δ in metric units; NaN when relative and the reference has no completed run."""

@@ -12,8 +12,8 @@ an optimizer themselves.
 from tasks.base import OptimizerFactory, TaskModule
 from tasks.config import PRESETS
 from tasks.errors import DatasetError
-from tasks.registry import TASK_NAMES, get_task
+from tasks.registry import TASK_NAMES, declared_metrics, get_task
 from tasks.spec import Task
 
 __all__ = ["PRESETS", "TASK_NAMES", "DatasetError", "OptimizerFactory", "Task", "TaskModule",
-           "get_task"]
+           "declared_metrics", "get_task"]

@@ -32,12 +32,13 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from common.metrics import ACCURACY, Metric, loss
 from tasks import seeding
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,10 @@ def _as_float(value: Any) -> float:
 
 
 class TaskModule(pl.LightningModule):
-    """Base module; subclasses implement `training_loss`, `eval_sums` and `eval_metrics`."""
+    """Base module; subclasses implement `training_loss`, `eval_sums` and `eval_metrics`, and
+    declare in `METRICS` what each metric `eval_metrics` returns means (common.metrics)."""
+
+    METRICS: ClassVar[tuple[Metric, ...]] = ()
 
     def __init__(self, net: nn.Module, optimizer_factory: OptimizerFactory, *, total_steps: int,
                  log_every: int, seed: int, reseed_dropout: bool = False) -> None:
@@ -304,6 +308,8 @@ class Classifier(TaskModule):
     `val/loss` is the mean cross-entropy in nats per label, `val/acc` the fraction correct.
     """
 
+    METRICS: ClassVar[tuple[Metric, ...]] = (loss("nats per label"), ACCURACY)
+
     def training_loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         x, y = batch
         return nn.functional.cross_entropy(self.net(x).flatten(0, -2), y.flatten())
@@ -322,6 +328,8 @@ class Regressor(TaskModule):
 
     `val/loss` = Σ (net(x) − y)² / (number of target values).
     """
+
+    METRICS: ClassVar[tuple[Metric, ...]] = (loss("mean squared error (target units squared)"),)
 
     def training_loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         x, y = batch

@@ -155,4 +155,5 @@ SPEC = TaskSpec(
     data_source=lambda c: f"CIFAR-10 python batches from {data_root(c)} (not embedded)",
     splits=lambda c: {"train": 50000 - c.val_images, "val": c.val_images,
                       "test": min(c.test_images, 10000)},
+    metrics=Classifier.METRICS,
 )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from tasks import sklearn_data
+from common.metrics import loss
 from tasks.base import OptimizerFactory, Regressor
 from tasks.batches import supervised
 from tasks.config import HeldOutConfig, positive
@@ -57,4 +58,5 @@ SPEC = TaskSpec(
     model=lambda c: f"MLP 10→{'→'.join([str(c.hidden)] * c.depth)}→1, GELU",
     data_source=lambda c: "scikit-learn `load_diabetes` (embedded, 442 examples)",
     splits=lambda c: sklearn_data.sizes(442, c),
+    metrics=(loss("mean squared error in units of the target's variance"),),
 )

@@ -64,4 +64,5 @@ SPEC = TaskSpec(
     model=lambda c: f"CNN conv{c.channels}-conv{2 * c.channels}-pool-fc{c.hidden}-fc10",
     data_source=lambda c: "scikit-learn `load_digits` (embedded, 1,797 images)",
     splits=lambda c: sklearn_data.sizes(1797, c),
+    metrics=Classifier.METRICS,
 )

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from common.metrics import Metric, loss
 from tasks import seeding
 from tasks.base import OptimizerFactory, TaskModule
 from tasks.batches import FixedBatches, InMemoryDataModule
@@ -62,6 +63,8 @@ def make_net(cfg: QuadraticConfig, seed: int = 0) -> NoisyQuadratic:
 
 
 class QuadraticModule(TaskModule):
+    METRICS = (loss("optimality gap f(w) − f(w*)"), Metric("gap", "lower", "optimality gap f(w) − f(w*)"))
+
     def __init__(self, net: NoisyQuadratic, factory: OptimizerFactory, *, batch_size: int,
                  **kwargs: Any) -> None:
         super().__init__(net, factory, **kwargs)
@@ -108,4 +111,5 @@ SPEC = TaskSpec(
     data_source=lambda c: "synthetic (Gaussian gradient noise, variance h/B)",
     splits=lambda c: {"train": "fresh gradient noise every step", "val": "exact gap",
                       "test": "exact gap"},
+    metrics=QuadraticModule.METRICS,
 )

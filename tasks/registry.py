@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from common.metrics import Metric
 from tasks import cifar10, diabetes, digits, quadratic, shakespeare, teacher
 from tasks.spec import Task, TaskSpec
 
@@ -17,3 +18,10 @@ def get_task(name: str, preset: str = "quick", **overrides: Any) -> Task:
     if name not in _SPECS:
         raise ValueError(f"unknown task {name!r}; tasks: {', '.join(TASK_NAMES)}")
     return Task.of(_SPECS[name], preset, **overrides)
+
+
+def declared_metrics(name: str) -> tuple[Metric, ...]:
+    """What the task `name` declares of each metric it logs (`common.metrics`)."""
+    if name not in _SPECS:
+        raise ValueError(f"unknown task {name!r}; tasks: {', '.join(TASK_NAMES)}")
+    return _SPECS[name].metrics

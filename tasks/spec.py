@@ -9,6 +9,7 @@ from typing import Any
 import pytorch_lightning as pl
 from torch import nn
 
+from common.metrics import Metric
 from tasks.base import OptimizerFactory, TaskModule
 from tasks.config import PRESETS, TrainConfig, apply_overrides
 
@@ -26,8 +27,15 @@ class TaskSpec:
     data_source: Callable[[Any], str]              # where the data comes from
     # examples (or characters, or a sentence) per part: train, val and test
     splits: Callable[[Any], Mapping[str, Any]] = lambda c: {"train": "?", "val": "?", "test": "?"}
+    # what each evaluation metric means and which way is better (e.g. `Classifier.METRICS`);
+    # lr selection, verdicts and figures read a metric's direction from here
+    metrics: tuple[Metric, ...] = ()
 
     def __post_init__(self) -> None:
+        names = [m.name for m in self.metrics]
+        if "loss" not in names or len(set(names)) != len(names):
+            raise ValueError(f"task {self.name!r} must declare its metrics once each, `loss` among "
+                             f"them (metrics=...; e.g. Classifier.METRICS), got {names}")
         if tuple(self.presets) != PRESETS:
             raise ValueError(f"task {self.name!r} defines presets {tuple(self.presets)}, "
                              f"expected {PRESETS}")

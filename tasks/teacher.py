@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from tasks import seeding
+from common.metrics import loss
 from tasks.base import OptimizerFactory, Regressor
 from tasks.batches import InMemoryDataModule, chunks
 from tasks.config import TrainConfig, positive
@@ -108,4 +109,5 @@ SPEC = TaskSpec(
     data_source=lambda c: f"synthetic (teacher seed {c.teacher_seed}, label noise σ={c.noise:g})",
     splits=lambda c: {"train": "fresh samples every step", "val": c.eval_examples,
                       "test": c.eval_examples},
+    metrics=(loss("mean squared error; its floor is the label noise σ²"),),
 )

@@ -30,10 +30,15 @@ def test_the_declared_comparison_is_read_from_the_store(tmp_path):
     assert a.comparison.references == (LINEAR,) and a.baseline == LINEAR
     assert "compare.json" in a.comparison.describe()
     assert set(a.verdict["reference"]) == {LINEAR}
-    by_task = a.verdict.groupby("scope")["margin"].first()
-    assert by_task["quadratic"] == 0.05
+    by_task = a.verdict.groupby("scope")[["margin", "scale", "margin_metric", "margin_source"]].first()
+    assert by_task.loc["quadratic", "margin"] == 0.05 and by_task.loc["quadratic", "scale"] == "difference"
+    # a relative margin on a positive loss is log(1 + δ) on log-ratios, fixed before any run; in metric
+    # units it is δ·median of the reference, here from its eval runs (no tune stage), and the row says so
     ref = a.endpoints[(a.endpoints["task"] == "digits") & (a.endpoints["config"] == LINEAR)]["final"]
-    assert by_task["digits"] == pytest.approx(0.1 * abs(ref.median()))
+    assert by_task.loc["digits", "margin"] == pytest.approx(np.log1p(0.1))
+    assert by_task.loc["digits", "scale"] == "log ratio"
+    assert by_task.loc["digits", "margin_metric"] == pytest.approx(0.1 * abs(ref.median()))
+    assert "fallback" in by_task.loc["digits", "margin_source"]
 
 
 def test_command_line_overrides_the_declared_comparison(tmp_path):

@@ -56,13 +56,13 @@ def test_endpoints_final_auc_and_censored_time_to_target():
     assert final[0, 0] == pytest.approx(1.5) and final[0, 1] == pytest.approx(3.0) and np.isnan(final[0, 2])
     auc = normalised_auc(tc)  # equal spacing in log10: trapezoid average of the values
     assert auc[0, 0] == pytest.approx((4 / 2 + 3 + 2 + 1 / 2) / 3)
-    reach = steps_to_target(tc, 2.0)
+    reach = steps_to_target(tc, 2.0, 1.0)
     assert list(reach[0]) == [100.0, np.inf, 10.0]  # the diverged run reached it before diverging
 
 
 def test_accuracy_targets_are_reached_from_below():
     tc = _curves([[[0.1, 0.5, 0.9]]], [["done"]], metric="val/acc")
-    assert steps_to_target(tc, 0.5)[0, 0] == 20.0
+    assert steps_to_target(tc, 0.5, -1.0)[0, 0] == 20.0  # higher is better
 
 
 @pytest.mark.parametrize("kind, mean, smooth", [("linear", 0.5, 1.0), ("cosine", 0.5, np.pi ** 2 / 8)])

@@ -88,3 +88,31 @@ def test_describe_counts_the_parameters_the_build_trains():
 def test_bad_seed_raises(seed):
     with pytest.raises(ValueError, match="seed"):
         get_task("quadratic", "smoke").build(lambda g, n: None, seed=seed)
+
+
+@pytest.mark.parametrize("name", EMBEDDED)
+def test_every_task_declares_exactly_the_metrics_it_logs(name):
+    """What selection and verdicts read a metric's direction from (common.metrics) names every
+    metric the task's evaluation forms, and nothing else."""
+    import torch
+
+    from tasks import declared_metrics
+
+    task = get_task(name, "smoke")
+    factory = lambda groups, total: torch.optim.SGD(groups, lr=0.0)  # noqa: E731
+    module, data = task.build(factory, seed=1)
+    data.setup("validate")
+    batch = next(iter(data.val_dataloader()[0]))  # the validation set; the test set follows
+    with torch.no_grad():
+        sums = {k: float(v) for k, v in module.eval_sums(batch).items()}
+    logged = {metric.removeprefix("val/") for metric in module.eval_metrics(sums)}
+    assert logged == {m.name for m in declared_metrics(name)}
+
+
+def test_a_task_without_metric_declarations_is_refused():
+    from tasks.spec import TaskSpec
+
+    spec = get_task("digits", "smoke").spec
+    with pytest.raises(ValueError, match="must declare its metrics"):
+        TaskSpec(name="x", summary="", presets=spec.presets, build=spec.build, make_net=spec.make_net,
+                 model=spec.model, data_source=spec.data_source)
