@@ -56,8 +56,8 @@ def convergence(a: Analysis, looks: dict) -> Figure:
         strip.sharex(ax)
         significance_strip(strip, a, task, looks)
         ax.tick_params(labelbottom=False)
-        ax.set_title(task)
-        ax.set_ylabel(a.options.metric)
+        ax.set_title(style.wrap_label(task, style.PANEL_CHARS))
+        ax.set_ylabel(a.metric_axis)
     legend_below(fig, panels)
     fig.suptitle(f"(b) {a.options.metric}: mean over seeds, pointwise {100 * a.options.level:g}% band; "
                  f"strip: differs from {a.baseline} (max-T, α = {a.options.alpha:g})")
@@ -69,7 +69,7 @@ def training_curves(curves: dict[str, TaskCurves], looks: dict, level: float) ->
     fig, panels, _ = panel_grid(len(curves))
     for ax, (task, tc) in zip(panels, curves.items()):
         draw_curves(ax, tc, looks, level)
-        ax.set_title(task)
+        ax.set_title(style.wrap_label(task, style.PANEL_CHARS))
         ax.set_xlabel("step")
         ax.set_ylabel(TRAIN_METRIC)
     legend_below(fig, panels)
@@ -129,7 +129,8 @@ def forest(a: Analysis, looks: dict) -> Figure:
         linthresh = outlier_scale(ax, g[["ci_low_pct", "ci_high_pct"]].to_numpy())
         ax.set_ylim(len(g) - 0.5, -0.5)
         scale = f" (log beyond ±{linthresh:g}%)" if linthresh else ""
-        ax.set_title(f"{task}: against {g['baseline'].iloc[0]}{scale}", loc="left")
+        ax.set_title(f"{style.wrap_label(task, style.HALF_CHARS)}: against {g['baseline'].iloc[0]}{scale}",
+                     loc="left")
     fig.supxlabel(f"final {a.options.metric}: config − reference, in % of the reference's mean\n"
                         f"(paired {100 * a.options.level:g}% t-interval)")
     fig.suptitle("(c) Paired differences against the reference")
@@ -218,8 +219,8 @@ def lr_sensitivity(a: Analysis, table: pd.DataFrame, looks: dict) -> Figure:
         if log_scale_fits(part["final_median"]):
             ax.set_yscale("log")
         ax.set_xlabel("learning rate / μ")
-        ax.set_ylabel(f"median final {a.options.metric}")
-        ax.set_title(task)
+        ax.set_ylabel(f"median final {a.metric_axis}")
+        ax.set_title(style.wrap_label(task, style.PANEL_CHARS))
     legend_below(fig, panels)
     fig.suptitle("(g) Learning-rate sensitivity (tune stage; ×: a run diverged)")
     return fig

@@ -96,9 +96,10 @@ def _trust_region_row(ax_size, ax_ratio, a: Analysis, task: str, looks: dict, bo
             ax_size.plot(r, np.nanmedian(d, axis=0) / scale, color=look.colour, ls=look.line, label=config)
             ax_ratio.plot(r, np.nanmedian(ratio, axis=0), color=look.colour, ls=look.line)
     _draw_bounds(ax_ratio, bounds)
-    ax_size.set_title(f"{task}: step and radius (median over seeds)", loc="left")
+    label = style.wrap_label(task, style.HALF_CHARS)  # the task's own line(s) over each panel
+    ax_size.set_title(f"{label}\nstep and radius (median over seeds)", loc="left")
     ax_size.set_ylabel("÷ μ (faint: μ[t])")
-    ax_ratio.set_title(f"{task}: RMS(Δ[t]) / μ[t] between the theory's bounds", loc="left")
+    ax_ratio.set_title(f"{label}\nRMS(Δ[t]) / μ[t] between the theory's bounds", loc="left")
     ax_ratio.set_ylabel("RMS(Δ) / μ[t]")
     ax_ratio.set_ylim(0, 1.5)
 
@@ -122,9 +123,9 @@ def _scatter_row(axes, a: Analysis, looks: dict) -> None:
                        marker=markers[row.task], s=16)
         ax.axhline(1.0, color="0.6", lw=0.6)
         ax.set_xlabel(label)
-        ax.set_ylabel(f"final {a.options.metric} ÷ reference's")
+        ax.set_ylabel(f"final {a.metric_axis} ÷ reference's")
     for task, marker in markers.items():  # marker key: one entry per task, drawn in grey
-        axes[1].scatter([], [], color="0.4", marker=marker, s=16, label=task)
+        axes[1].scatter([], [], color="0.4", marker=marker, s=16, label=style.wrap_label(task, style.PANEL_CHARS))
     axes[1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, title="task")
 
 

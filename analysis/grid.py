@@ -64,7 +64,7 @@ def factor_grid(a: Analysis, factor: str, looks: dict) -> Figure:
         for ax, level in zip(row, ordered):
             chosen = [c for c, v in levels.items() if v == level] + shared
             draw_curves(ax, _subset(a.curves[task], chosen), looks, a.options.level)
-        row[0].set_ylabel(f"{task}\n{a.options.metric}")  # the row's task: titles stay short
+        row[0].set_ylabel(f"{style.wrap_label(task, style.PANEL_CHARS)}\n{a.metric_axis}")  # titles stay short
     for ax, level in zip(axes[0], ordered):
         ax.set_title(f"{factor} = {level}")
     for ax in axes[-1]:

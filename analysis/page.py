@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import math
 from fnmatch import fnmatch
 from pathlib import Path
@@ -20,7 +21,8 @@ from analysis.figures import relative_differences
 from analysis.interactive import curve_plot, plotly_script
 from analysis.tables import _rounded, verdict_table
 from analysis.summary import Analysis
-from analysis.verdict import ALL_TASKS
+from analysis.verdict import ALL_TASKS, LOG_RATIO
+from common.store_schema import code_version, describe_code_version
 
 SECTIONS = (  # section id → figure names (fnmatch patterns) drawn there, in order
     ("tasks", ("b_curves", "b_train_curves", "c_forest", "h_grid_*")),
@@ -36,6 +38,7 @@ CSS = (
     "details>summary{cursor:pointer;font-size:1.4em;font-weight:bold;margin:1em 0}"
     ".plots{display:grid;gap:1em} .plots>div{min-width:0}"
     ".question{font-size:1.15em} .muted{color:#555}"
+    ".mixed-code{background:#fdd0a2;padding:0.4em 0.6em}"
     + "".join(f"tr.verdict-{v} td{{background:{c}}}" for v, c in VERDICT_COLOURS.items())
     + "".join(f"td.verdict-{v}{{background:{c}}}" for v, c in VERDICT_COLOURS.items())
     + "table.matrix td{text-align:center;font-size:11px} table.matrix td.config{text-align:left;white-space:nowrap}"
@@ -58,24 +61,29 @@ def question(a: Analysis) -> str:
     comparison = getattr(a, "comparison", None)
     refs = ", ".join(_references(a))
     text = (f"Does each configuration match, beat or trail the reference(s) {refs} in final "
-            f"{a.options.metric} — on which tasks, and by how much?")
+            f"{getattr(a, 'metric_label', a.options.metric)} — on which tasks, and by how much?")
     if comparison is not None and hasattr(comparison, "describe"):
         text += " " + comparison.describe()
     return text
 
 
 def _relative(row: pd.Series) -> str:
-    """A verdict row's estimate and interval: in % of the reference's median for a task, in
-    margins (δ) across tasks."""
+    """A verdict row's estimate and the interval its verdict was read from: as a % change of the
+    ratio for log-ratio rows, in % of the reference's median for difference rows, in margins (δ)
+    across tasks; then the divergence rate when a run diverged."""
     if row["scope"] == ALL_TASKS:
-        unit, scale = "δ", 1.0
+        convert, unit = (lambda x: x), "δ"
+    elif row.get("scale") == LOG_RATIO:
+        convert, unit = (lambda x: 100.0 * math.expm1(x) if math.isfinite(x) else x), "%"
     else:
-        unit, scale = "%", 100.0 / row["reference_median"] if row.get("reference_median") else math.nan
-    if not math.isfinite(row["estimate"]) or not math.isfinite(scale):
+        scale = 100.0 / row["reference_median"] if row.get("reference_median") else math.nan
+        convert, unit = (lambda x: scale * x), "%"
+    if not math.isfinite(row["estimate"]) or not math.isfinite(convert(1.0)):
         return ""
-    interval = (f" [{scale * row['ci_low']:+.3g}, {scale * row['ci_high']:+.3g}]"
+    interval = (f" [{convert(row['ci_low']):+.3g}, {convert(row['ci_high']):+.3g}]"
                 if math.isfinite(row["ci_low"]) and math.isfinite(row["ci_high"]) else "")
-    return f"{scale * row['estimate']:+.3g}{unit}{interval}"
+    diverged = (f"; diverged {row['diverged_rate']:.0%}" if row.get("n_diverged") else "")
+    return f"{convert(row['estimate']):+.3g}{unit}{interval}{diverged}"
 
 
 def verdict_matrix_html(a: Analysis) -> str:
@@ -99,9 +107,11 @@ def verdict_matrix_html(a: Analysis) -> str:
                      f"<th>configuration</th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
     return ("<div id='verdict-matrix'>" + "".join(parts) +
             f"<p class='muted'>Each cell: the verdict, then the paired difference in final "
-            f"{html.escape(a.options.metric)} (configuration − reference; {100 * (1 - 2 * a.options.alpha):g}% "
-            f"interval) in % of the reference's median on a task, in margins δ across tasks. Every row of "
-            f"the table below gives its margin, test, n and p-values.</p></div>")
+            f"{html.escape(a.options.metric)} (configuration against reference: the ratio's change in % on "
+            f"log-ratio rows, in % of the reference's median on difference rows, in margins δ across tasks) "
+            f"with the interval the verdict was read from — at the level Holm's procedure gave the row "
+            f"(column ci_level), not an unadjusted 90% — and the divergence rate when a run diverged. "
+            f"Every row of the table below gives its margin, test, n and p-values.</p></div>")
 
 
 def verdict_html(a: Analysis) -> str:
@@ -121,10 +131,13 @@ def verdict_html(a: Analysis) -> str:
     key = ", ".join(f"<span style='background:{c};padding:0 4px'>{v}</span>" for v, c in VERDICT_COLOURS.items())
     return (f"<details id='verdict-rows'><summary>Every verdict row: margin, test, n, p-values</summary>"
             f"<table id='verdict'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-            f"<p class='muted'>Rows coloured by verdict: {key}. The margin is the absolute "
-            f"equivalence margin in {html.escape(a.options.metric)} (in margins δ for all tasks); the "
-            f"interval is the {100 * (1 - 2 * a.options.alpha):g}% (1 − 2α) interval the equivalence test "
-            f"uses; p-values are Holm-adjusted.</p></details>")
+            f"<p class='muted'>Rows coloured by verdict: {key}. The margin is on the row's scale: log(1 + δ) "
+            f"for log-ratio rows, δ in {html.escape(a.options.metric)} for difference rows, 1 (each task's "
+            f"margin) for all tasks. The interval is the (1 − 2α_r) interval at the level α_r that Holm's "
+            f"step-down gave the row (ci_level): equivalent when it lies inside ±margin with no diverged "
+            f"run, worse or better when it lies entirely beyond the margin; p-values are Holm-adjusted. "
+            f"Across tasks, equivalence also needs the prediction interval for a new task (pi_low, pi_high) "
+            f"inside ±1.</p></details>")
 
 
 def figure_html(name: str, png: Path) -> str:
@@ -147,7 +160,7 @@ def task_section(a: Analysis, figures: dict[str, Path], looks: dict, train: dict
     rel = relative_differences(a)
     for k, (task, tc) in enumerate(a.curves.items()):
         parts.append(f"<h3>{html.escape(task)}</h3>")
-        plots = [curve_plot(tc, looks, a.options.level, f"curve-{k}")]
+        plots = [curve_plot(tc, looks, a.options.level, f"curve-{k}", getattr(a, "metric_label", None))]
         if task in train:
             plots.append(curve_plot(train[task], looks, a.options.level, f"train-{k}"))
         # the columns are fixed before plotly sizes the first plot (it measures its cell once)
@@ -166,7 +179,7 @@ def details_section(a: Analysis, tables: dict[str, pd.DataFrame], methods: str,
                     provenance: dict[str, list[str]]) -> list[str]:
     """Every claim sentence, the notes, every table, the methods and provenance, collapsed."""
     parts = ["<details id='details'><summary>5. Details: every claim, tables, methods, provenance</summary>",
-             "<h3>Methods</h3>", f"<p>{html.escape(methods)}</p>"]
+             "<h3>Methods</h3>", f"<p id='methods'>{html.escape(methods)}</p>"]
     if a.notes:
         parts += ["<h3>Notes</h3><ul>"] + [f"<li>{html.escape(n)}</li>" for n in a.notes] + ["</ul>"]
     for section, sentences in all_claims(a).items():
@@ -184,6 +197,29 @@ def details_section(a: Analysis, tables: dict[str, pd.DataFrame], methods: str,
     return parts
 
 
+def _code_version(commit: str, dirty: bool, provenance: str) -> str:
+    try:
+        changes = json.loads(provenance).get("git_diff_sha256")
+    except (TypeError, ValueError, AttributeError):
+        changes = None
+    return describe_code_version(code_version(commit, dirty, changes))
+
+
+def code_versions_html(a: Analysis) -> str:
+    """The code that made the analysed (eval-stage) runs; a warning naming every version and its
+    run count when there is more than one (runs kept with `bench run --accept-stale`, say)."""
+    runs = a.store.runs[a.store.runs["stage"] == "eval"]
+    versions = pd.Series([_code_version(c, d, p) for c, d, p in
+                          zip(runs["git_commit"], runs["git_dirty"], runs["provenance"])], dtype=object)
+    counts = versions.value_counts(sort=False).sort_index().sort_values(ascending=False, kind="stable")
+    listed = ", ".join(f"<code>{html.escape(v)}</code> ({n} run{'s' * (n != 1)})" for v, n in counts.items())
+    if len(counts) <= 1:
+        return f"<p class='muted' id='code-versions'>Runs made by {listed or 'no recorded commit'}.</p>"
+    return (f"<p class='mixed-code' id='code-versions'><b>These results mix {len(counts)} code versions:</b> "
+            f"{listed}. The same run id may give other values under other code; rerun the older runs "
+            f"with <code>python -m bench run SUITE --rerun-stale</code> for results of one version.</p>")
+
+
 def render_html(a: Analysis, figures: dict[str, Path], tables: dict[str, pd.DataFrame], *, looks: dict,
                 train: dict, methods: str, provenance: dict[str, list[str]]) -> str:
     """The report as one self-contained HTML string."""
@@ -195,7 +231,9 @@ def render_html(a: Analysis, figures: dict[str, Path], tables: dict[str, pd.Data
         f"<p class='muted'>Store <code>{html.escape(str(a.store.root))}</code>; endpoint "
         f"<code>{html.escape(o.metric)}</code>; references "
         f"{', '.join(f'<code>{html.escape(r)}</code>' for r in _references(a))}; eval-stage runs only; "
-        f"α = {o.alpha:g}; verdict intervals at {100 * (1 - 2 * o.alpha):g}%, curve bands at {100 * o.level:g}%.</p>",
+        f"α = {o.alpha:g}; verdict intervals at each row's Holm level (column ci_level), curve bands at "
+        f"{100 * o.level:g}%.</p>",
+        code_versions_html(a),
         "<section id='question'><h2>1. The question and the verdict</h2>",
         f"<p class='question'>{html.escape(question(a))}</p>", verdict_matrix_html(a), verdict_html(a),
         "</section>",

@@ -2,19 +2,29 @@
 
 `write_report` reads the store and analyses it; `write_analysis` writes the files of one
 analysis (so an analysis built elsewhere, with a verdict attached, is reported the same way).
+
+The report folder is replaced whole: everything is written into a hidden staging folder beside
+it, which then takes the old folder's place (two renames). A failure while writing (a full
+disk) leaves the previous report as it was, and a re-run with other options leaves no figure
+of the earlier one behind. A folder that holds anything but a report is never replaced.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import os
 import platform
+import secrets
+import shutil
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 
 from analysis import style
+from analysis.claims import verdict_methods
 from analysis.figures import all_figures, train_curves
 from analysis.page import render_html
 from analysis.sensitivity import lr_sensitivity
@@ -82,20 +92,9 @@ def methods(a: Analysis) -> str:
         f"completed run; the area under the curve is taken over log(step) and divided by log(τ) − "
         f"log(first step); the target is the baseline's median final value, and steps to target is the "
         f"first evaluation reaching it (runs that never do are censored: medians may be infinite, and "
-        f"the fraction that reached it is given). Verdicts compare every configuration with each "
-        f"reference ({a.comparison.describe()}), on runs paired by seed (same initialisation and data "
-        f"order), d = configuration − reference in final {o.metric}. A diverged run counts as the worst "
-        f"outcome on its task (intention to treat): with any infinite d, the Wilcoxon signed-rank test "
-        f"and the order-statistic interval of the median, and equivalence cannot be shown; otherwise "
-        f"the paired t-test for a difference and TOST for equivalence at the margin, with the "
-        f"{100 * (1 - 2 * o.alpha):g}% t-interval. Holm's correction runs over the task rows and, "
-        f"separately, over the all-tasks rows; a row is equivalent when TOST rejects, better or worse "
-        f"only when the difference test rejects and the estimate lies outside the margin, else "
-        f"inconclusive. Across tasks the task is the unit: each contributes its estimate in units of "
-        f"its margin, and rank tests use one block per task. The analysis of surviving runs is "
-        f"secondary (the paired table); posterior probabilities (signed-rank per task, the "
-        f"hierarchical model of Benavoli et al. 2017 across tasks) use the margin as their region of "
-        f"practical equivalence and decide nothing (docs/statistics.md). Diverged runs are counted in "
+        f"the fraction that reached it is given). {verdict_methods(a)} Rank tests across tasks use one "
+        f"block per task, a per-task summary over seeds. "
+        f"Diverged runs are counted in "
         f"every table, ranked last in Friedman's test, and never reach the target in "
         f"the performance profiles. Normalised scores put each task's best configuration median at 1 and "
         f"its worst at 0; their intervals resample seeds within tasks ({o.n_boot} draws). Curve bands are "
@@ -116,19 +115,118 @@ FIGURE_NOTES = (
     "three scripts (vega, vega-lite, vega-embed) embedded by hand for the same offline page.")
 
 
+class ReportWriteError(OSError):
+    """The report could not be written (a full disk, say); the previous one is unchanged."""
+
+    def __str__(self) -> str:  # the message, without OSError's "[Errno N]" prefix
+        return str(self.strerror)
+
+
+_STAGING, _OLD = ".staging-", ".old-"
+
+
+def check_replaceable(out: Path, store_root: Path) -> None:
+    """ValueError unless `out` is absent, empty or a report folder (it holds `report.html`), and
+    holds no results store."""
+    root, target = store_root.resolve(), out.resolve()
+    if target == root or target in root.parents:
+        raise ValueError(f"{out}: the output directory holds the results store {store_root}; "
+                         "the report goes into a folder of its own (default RESULTS_DIR/report)")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a directory; pass a new or report folder as --out")
+    held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if held and "report.html" not in held:
+        raise ValueError(f"{out}: holds {', '.join(held[:3])} but no report.html, so it is not a report "
+                         "folder; the report replaces its folder whole, so pass an empty, new or report "
+                         "folder as --out")
+
+
+def _sibling(out: Path, kind: str) -> Path:
+    return out.with_name(f".{out.name}{kind}{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Staging and old folders beside `out` that a killed report left (their process is gone)."""
+    for kind in (_STAGING, _OLD):
+        prefix = f".{out.name}{kind}"
+        for path in out.parent.glob(f"{prefix}*"):
+            pid = path.name[len(prefix):].split("-")[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    """Put `staging` where `out` is: the old folder steps aside, the new one takes its name, the
+    old one goes; if the second rename fails the old folder is put back."""
+    if not out.exists():
+        os.replace(staging, out)
+        return
+    old = _sibling(out, _OLD)
+    os.replace(out, old)
+    try:
+        os.replace(staging, out)
+    except OSError:
+        os.replace(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _moved(paths: ReportPaths, staging: Path, out: Path) -> ReportPaths:
+    """`paths`, written under `staging`, as they are under `out`."""
+    def at(p: Path | None) -> Path | None:
+        return None if p is None else out / p.relative_to(staging)
+    return dataclasses.replace(paths, out=out, html=at(paths.html),
+                               figures={k: at(v) for k, v in paths.figures.items()},
+                               tables=[at(p) for p in paths.tables], wandb_run_dir=at(paths.wandb_run_dir))
+
+
 def write_analysis(a: Analysis, out: str | Path, *, grid: str | None = None, wandb: bool = True) -> ReportPaths:
-    """Write the figures, tables and report.html of analysis `a` into `out`.
+    """Write the figures, tables and report.html of analysis `a` into `out`, replacing the
+    folder whole (see the module docstring); `ReportWriteError` when that fails.
 
     grid: a hyperparameter name (`window`, `gamma`, `numerator`, …): also draw `h_grid_<grid>`,
     one panel per level of that factor and task, the configurations at that level overlaid
     (`analysis.grid`); ValueError when no configuration sets it."""
+    out = Path(out)
+    check_replaceable(out, a.store.root)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _remove_leftovers(out)
+        staging = _sibling(out, _STAGING)
+        staging.mkdir()
+    except OSError as err:
+        raise ValueError(f"{out}: cannot create the output directory ({err.strerror or err})") from err
+    try:
+        paths = _write_into(a, staging, grid=grid, wandb=wandb)
+        _swap_in(staging, out)
+    except OSError as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        where = f" ({err.filename})" if getattr(err, "filename", None) else ""
+        raise ReportWriteError(err.errno, f"{out}: the report could not be written: "
+                                          f"{err.strerror or err}{where}; the previous report is "
+                                          "unchanged") from err
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("report written to %s (%d figures, %d table files)", out / "report.html",
+             len(paths.figures), len(paths.tables))
+    return _moved(paths, staging, out)
+
+
+def _write_into(a: Analysis, out: Path, *, grid: str | None, wandb: bool) -> ReportPaths:
+    """The report's files, written into the empty folder `out`."""
     from analysis.wandb_tables import log_tables
 
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ValueError(f"{out}: cannot create the output directory ({err})") from err
     store = a.store
     sensitivity = lr_sensitivity(store, a.options.metric)
     provenance_ = style.store_provenance(store.root, store.runs["git_commit"])
@@ -142,7 +240,6 @@ def write_analysis(a: Analysis, out: str | Path, *, grid: str | None = None, wan
     page.write_text(render_html(a, figures, tables, looks=style.looks(store.runs["config"]), train=train,
                                 methods=methods(a), provenance=provenance(a)), encoding="utf-8")
     run_dir = log_tables(store, tables, out) if wandb else None
-    log.info("report written to %s (%d figures, %d table files)", page, len(figures), len(written))
     return ReportPaths(out=out, html=page, figures=figures, tables=written, wandb_run_dir=run_dir)
 
 
@@ -152,4 +249,5 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, options
     (default `results_dir/report`); `grid` as in `write_analysis`."""
     store = load_store(results_dir, refuse_mixed_commits=refuse_mixed_commits)
     out = Path(out) if out is not None else Path(results_dir) / "report"
+    check_replaceable(out, store.root)  # before the analysis's minutes, not after
     return write_analysis(analyse(store, options), out, grid=grid, wandb=wandb)

@@ -5,6 +5,12 @@ and run-id rules of `common.store_schema` (the very module the runner writes wit
 is truncated, foreign (missing or mistyped columns) or inconsistent with the others raises
 `StoreError` naming the file: it is never mixed silently into statistics. The analysis reads a
 run's task, overrides and configuration from the spec columns, never out of its run id.
+
+Tables that no longer describe the run folders beside them are refused too (`check_gathered`):
+`gathered.json` records the state of every run folder at the last gather, and a store whose
+folders differ (an interrupted sweep's new runs, a deleted folder, a truncated metrics file)
+must be gathered again first. A store without finished run folders (tables copied elsewhere)
+has nothing to compare and is read as it is.
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from common.store_schema import (OPTIONAL_RUN_COLUMNS, RESULT_COLUMNS, RUN_COLUMNS, STAGES,
-                                 STATUSES, parse_label, parse_run_id, task_label)
+from common.store_schema import (GATHERED_FILE, OPTIONAL_RUN_COLUMNS, RESULT_COLUMNS, RUN_COLUMNS,
+                                 STAGES, STATUSES, gathered_mismatch, parse_label, parse_run_id,
+                                 run_fingerprints, task_label)
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +195,31 @@ def check_commits(runs: pd.DataFrame, *, refuse: bool, what: str) -> None:
                     what, int(runs["git_dirty"].sum()))
 
 
+def check_gathered(root: Path) -> None:
+    """Refuse tables that disagree with the run folders in `root/runs` (see the module docstring),
+    naming what disagrees and the commands that fix it."""
+    if not (root / "runs").is_dir():
+        return  # the tables alone, copied elsewhere: nothing to compare them with
+    fix = (f"`python -m bench gather {root}` rebuilds them from the run folders (after "
+           f"`python -m bench status {root} --verify` to find damaged runs), or finish the sweep "
+           f"with `python -m bench run SUITE --out {root}`")
+    path = root / GATHERED_FILE
+    if not path.is_file():
+        if not run_fingerprints(root / "runs"):
+            return  # no finished run folder (tables copied elsewhere): nothing to compare
+        raise StoreError(f"{path}: missing, so runs.parquet and results.parquet cannot be checked "
+                         f"against the run folders in {root / 'runs'}; {fix}")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise StoreError(f"{path}: not readable JSON ({err}); {fix}") from err
+    if not isinstance(doc, dict):
+        raise StoreError(f"{path}: expected a JSON object; {fix}")
+    mismatch = gathered_mismatch(root, doc)
+    if mismatch:
+        raise StoreError(f"{root}: the tables are stale: {mismatch}; {fix}")
+
+
 def load_store(root: str | Path, *, refuse_mixed_commits: bool = False) -> Store:
     """Read and check the store in `root`; raise StoreError naming the first bad file."""
     root = Path(root)
@@ -207,6 +239,7 @@ def load_store(root: str | Path, *, refuse_mixed_commits: bool = False) -> Store
     results["step"] = results["step"].astype("int64")
     results["value"] = results["value"].astype("float64")
     _check_results(results, runs, results_path)
+    check_gathered(root)
     selection_path = root / "selection.json"
     selection: dict = {}
     if selection_path.is_file():

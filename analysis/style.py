@@ -26,10 +26,15 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
+from common.store_schema import parse_label  # noqa: E402
+
 log = logging.getLogger(__name__)
 COLUMN_IN = 3.4  # width of one column of a two-column paper, inches
 PAGE_IN = 7.0  # width of both columns
 PNG_DPI = 200
+# Characters of a label per line (`wrap_label`), by the width it is drawn in at 7.5-8 pt.
+PANEL_CHARS = 30  # a panel of a three-a-row grid (PAGE_IN / 3), or a row label beside one
+HALF_CHARS = 48  # a panel of a two-a-row grid
 LINE_STYLES = ("-", "--", "-.", ":")
 PAPER_RC = {
     "font.family": "DejaVu Sans", "font.size": 7.5, "axes.titlesize": 8, "axes.labelsize": 7.5,
@@ -70,6 +75,47 @@ def looks(configs) -> dict[str, Look]:
     colours = sns.color_palette("colorblind", 10)
     pairs = itertools.product(LINE_STYLES, colours)
     return {c: Look(colour=colour, line=line) for c, (line, colour) in zip(labels, pairs)}
+
+
+def _shorten(piece: str, width: int) -> str:
+    """`piece` in at most `width` characters: its start and its end (a path's file name) kept."""
+    if len(piece) <= width:
+        return piece
+    head = max(1, (width - 1) // 3)
+    return piece[:head] + "…" + piece[len(piece) - (width - 1 - head):]
+
+
+def _item(key: str, value: str, end: str, width: int) -> str:
+    """`key=value` and its separator in at most `width` characters, shortening the value first."""
+    text = f"{key}={value}{end}"
+    room = width - len(key) - 1 - len(end)
+    if len(text) <= width or room < 5:
+        return _shorten(text, width)
+    return f"{key}={_shorten(value, room)}{end}"
+
+
+def wrap_label(label: str, width: int, max_lines: int = 3) -> str:
+    """A task label or configuration as at most `max_lines` lines of at most `width` characters,
+    broken between its `key=value` items (values unescaped, so `%2F` reads `/`); an item longer
+    than a line keeps its start and end around `…`, and items past the last line are counted.
+    Figures draw labels through it, so no label runs past its panel."""
+    try:
+        name, items = parse_label(label)
+    except ValueError:
+        name, items = label, ()
+    pieces = [_shorten(name + ("[" if items else ""), width)] + [
+        _item(k, str(v), "]" if i == len(items) - 1 else ",", width) for i, (k, v) in enumerate(items)]
+    lines = [""]
+    for k, piece in enumerate(pieces):
+        if len(lines[-1]) + len(piece) <= width:
+            lines[-1] += piece
+        elif len(lines) < max_lines:
+            lines.append(piece)
+        else:
+            more = f"… +{len(pieces) - k} more"
+            lines[-1] = lines[-1][:width - len(more)] + more
+            break
+    return "\n".join(lines)
 
 
 def store_provenance(root: Path, commits) -> Provenance:

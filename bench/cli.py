@@ -1,40 +1,68 @@
-"""`python -m bench run | status | list | train | data`."""
+"""`python -m bench run | status | gather | list | train | data`.
+
+Exit status: 0 done; 1 some run failed; 2 refused before anything started (a bad suite or
+argument, a locked or unwritable directory); 3 this machine lacks what was asked for (SLURM, a
+GPU), nothing started; 130 interrupted (Ctrl-C): the same command resumes.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import math
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from bench import data_cmd
 from bench.errorlog import error_line, save_traceback
-from bench.errors import LockedError, StoreError, SuiteError
+from bench.errors import LockedError, MissingSystemError, StoreError, SuiteError
 from bench.slurm import SUBMITIT_CLUSTERS, SlurmParams
+from bench.suite import DEFAULT_MAX_RUNS, MAX_SEED
 from bench.sweep import LAUNCHERS, SweepOptions
 from bench.wandb_mode import WANDB_MODES
 
 log = logging.getLogger("bench")
+MAX_PROCESSES = 1024  # --workers, --devices, --threads: a typo must not start a million processes
+EXIT_MISSING_SYSTEM, EXIT_INTERRUPTED = 3, 130
 
 
-def _positive_int(text: str) -> int:
+def _int_in(minimum: int, maximum: int | None = None):
+    """An argparse type: an integer from `minimum` to `maximum` (None: no upper bound)."""
+    allowed = f"≥ {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer {allowed}, "
+                                             f"got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"must be an integer {allowed}, got {text!r}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_in(1)
+_count = _int_in(0)
+_processes = _int_in(1, MAX_PROCESSES)
+_seed = _int_in(0, MAX_SEED)
+
+
+def _wait_seconds(text: str) -> float:
+    """`--wait-lock`: seconds ≥ 0, or `inf` to wait for ever."""
     try:
-        value = int(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ 1, got {text!r}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ 0, got {text!r}")
+        value = math.nan
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds ≥ 0, or inf to wait for "
+                                         f"ever, got {text!r}")
     return value
 
 
@@ -78,7 +106,7 @@ def _step_time(text: str) -> tuple[str, float]:
 def _add_execution(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wandb", choices=WANDB_MODES, default="offline",
                    help="W&B logging (default offline; online falls back to offline if unavailable)")
-    p.add_argument("--devices", type=_positive_int, default=1, help="Lightning devices per run")
+    p.add_argument("--devices", type=_processes, default=1, help="Lightning devices per run")
     p.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp (default auto)")
     p.add_argument("--accelerator", choices=("auto", "cpu", "gpu"), default="auto",
                    help="Lightning accelerator (default auto: a GPU when there is one)")
@@ -86,32 +114,43 @@ def _add_execution(p: argparse.ArgumentParser) -> None:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    sub = root.add_subparsers(dest="command", required=True, metavar="{run,status,list,train,data}")
+    sub = root.add_subparsers(dest="command", required=True,
+                              metavar="{run,status,gather,list,train,data}")
 
     run = sub.add_parser("run", help="run a suite (resumes what is already in --out)")
     run.add_argument("suite", help="a shipped suite's name (see `list`) or a path to a YAML file")
     run.add_argument("--out", type=Path, help="results directory (default results/SUITE)")
-    run.add_argument("--workers", type=_count, default=0, help="local worker processes "
-                     "(default: one per CPU core)")
+    run.add_argument("--workers", type=_int_in(0, MAX_PROCESSES), default=0,
+                     help="local worker processes (default: one per CPU core)")
     run.add_argument("--launcher", choices=LAUNCHERS, default="local")
     run.add_argument("--max-retries", type=_count, default=2,
                      help="how often a failed run is retried on later runs (default 2)")
     run.add_argument("--run-timeout", type=_seconds, default=None, metavar="SECONDS",
                      help="kill an attempt running longer and record it failed (reason timeout); "
                           "default per preset: smoke 15 min, quick 4 h, paper 72 h")
-    run.add_argument("--wait-lock", type=float, default=0.0, metavar="SECONDS",
-                     help="wait this long for another `bench run` on --out (default: refuse)")
+    run.add_argument("--wait-lock", type=_wait_seconds, default=0.0, metavar="SECONDS",
+                     help="wait this long for another `bench run` on --out, saying whom for "
+                          "(inf: for ever; default: refuse)")
+    run.add_argument("--max-runs", type=_positive_int, default=DEFAULT_MAX_RUNS, metavar="N",
+                     help=f"refuse a suite planning more runs (default {DEFAULT_MAX_RUNS:,})")
     run.add_argument("--seed-batch", type=_seed_batch, default=None, metavar="auto|N",
                      help="seeds trained together as one run group; 1: one seed per run "
                           "(default: the suite's `seed_batch`, else auto)")
     _add_execution(run)
+    stale = run.add_mutually_exclusive_group()  # finished runs in --out made by other code
+    stale.add_argument("--rerun-stale", action="store_true",
+                       help="run again the finished runs that another commit or another set of "
+                            "uncommitted changes made (their folders move to OUT/stale/)")
+    stale.add_argument("--accept-stale", action="store_true",
+                       help="keep the finished runs that other code made (the report names the "
+                            "commits it mixes); default: refuse to start while there are any")
     dry = run.add_argument_group("dry run")
     dry.add_argument("--dry-run", action="store_true",
                      help="print the runs per stage and an estimate of device-hours; run nothing")
     dry.add_argument("--step-time", dest="step_times", type=_step_time, action="append",
                      default=[], metavar="TASK=SECONDS",
                      help="seconds per step of TASK instead of measuring it here; repeatable")
-    dry.add_argument("--measure-steps", type=_positive_int, default=3,
+    dry.add_argument("--measure-steps", type=_int_in(1, 1000), default=3,
                      help="training steps measured per task (default 3)")
     slurm = run.add_argument_group("slurm launcher")
     slurm.add_argument("--submitit-cluster", choices=SUBMITIT_CLUSTERS, default="slurm",
@@ -127,23 +166,29 @@ def parser() -> argparse.ArgumentParser:
                         help="also check every file (truncated tables, missing markers, "
                              "configs that no longer match their run id)")
 
+    gather = sub.add_parser("gather", help="rebuild runs.parquet and results.parquet from every "
+                                           "finished or failed run folder of a results directory")
+    gather.add_argument("dir", type=Path)
+
     sub.add_parser("list", help="tasks, optimizers, windows and suites")
 
     train = sub.add_parser("train", help="train one run and print its final metrics as JSON")
     train.add_argument("task")
     train.add_argument("optimizer")
     train.add_argument("--preset", choices=("smoke", "quick", "paper"), default="smoke")
-    train.add_argument("--seed", type=_count, default=0)
+    train.add_argument("--seed", type=_seed, default=0, help=f"0 … {MAX_SEED} (default 0)")
     train.add_argument("--set", dest="assignments", type=_assignment, action="append",
                        default=[], metavar="KEY=VALUE",
                        help="an optimizer hyperparameter (lr=3e-3, window=linear) or a task "
                             "override (task.data_dir=...); repeatable; lr defaults to 1e-3")
     train.add_argument("--out", type=Path, default=Path("results/train"))
+    train.add_argument("--threads", type=_processes, default=None,
+                       help="torch threads (default: $OMP_NUM_THREADS, else the cores per device)")
     _add_execution(train)
 
     data_cmd.add_parser(sub)
 
-    one = sub.add_parser("run-one", help=argparse.SUPPRESS)  # a pool worker's multi-device run
+    one = sub.add_parser("run-one")  # a pool worker's multi-device run; no help: not listed
     one.add_argument("run_dir", type=Path)
     _add_execution(one)
     return root
@@ -155,26 +200,85 @@ def _dataset_errors() -> tuple[type, ...]:
     return (errors.DatasetError,) if errors is not None else ()
 
 
+class _Interrupted(Exception):
+    """Ctrl-C stopped a command; the message says what was left and how to go on."""
+
+
+_SIGINT_SEEN = threading.Event()
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    _SIGINT_SEEN.set()
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def _noting_sigint() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt as usual and is also noted: Lightning turns it into
+    `exit(1)`, and the note tells that exit from any other."""
+    _SIGINT_SEEN.clear()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT,
+                      signal.default_int_handler if previous is None else previous)
+
+
+def _is_interrupt(err: BaseException) -> bool:
+    return isinstance(err, KeyboardInterrupt) or (isinstance(err, SystemExit)
+                                                  and _SIGINT_SEEN.is_set())
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("bench").setLevel(logging.INFO)
-    try:
-        return _COMMANDS[args.command](args)
-    except (SuiteError, StoreError, LockedError) as err:  # ours: the message says it all
-        print(error_line(err, None), file=sys.stderr)
-        return 2
-    except (ValueError, *_dataset_errors()) as err:  # may come from anywhere: keep the traceback
-        print(error_line(err, save_traceback(err, argv)), file=sys.stderr)
-        return 2
+    with _noting_sigint():
+        try:
+            return _COMMANDS[args.command](args)
+        except _Interrupted as err:
+            print(f"interrupted: {err}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except (KeyboardInterrupt, SystemExit) as err:
+            if not _is_interrupt(err):
+                raise
+            print("interrupted: stopped before the end; run the same command again to go on",
+                  file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except MissingSystemError as err:
+            print(error_line(err, None), file=sys.stderr)
+            return EXIT_MISSING_SYSTEM
+        except (SuiteError, StoreError, LockedError) as err:  # ours: the message says it all
+            print(error_line(err, None), file=sys.stderr)
+            return 2
+        except (ValueError, *_dataset_errors()) as err:  # from anywhere: keep the traceback
+            print(error_line(err, save_traceback(err, argv)), file=sys.stderr)
+            return 2
+
+
+def _check_machine(args: argparse.Namespace) -> None:
+    """SLURM for `--launcher slurm`, GPUs for `--accelerator gpu` where the runs will train
+    (not on a login node that submits to SLURM); before anything is written."""
+    from bench.devices import check_gpus
+    from bench.slurm import check_slurm
+
+    if args.launcher == "slurm":
+        check_slurm(SlurmParams(cluster=args.submitit_cluster))
+    if args.accelerator == "gpu" and not (args.launcher == "slurm"
+                                          and args.submitit_cluster == "slurm"):
+        check_gpus(args.devices)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from bench.suite import load_suite
     from bench.sweep import run_sweep
 
-    suite = load_suite(args.suite)
+    suite = load_suite(args.suite, max_runs=args.max_runs)
     if args.dry_run:
         from bench.dryrun import dry_run
         from bench.validate import validate_suite
@@ -188,21 +292,31 @@ def _cmd_run(args: argparse.Namespace) -> int:
                            max_retries=args.max_retries,
                            lock_timeout_s=args.wait_lock, run_timeout_s=args.run_timeout,
                            seed_batch=args.seed_batch,
+                           rerun_stale=args.rerun_stale, accept_stale=args.accept_stale,
                            slurm=SlurmParams(cluster=args.submitit_cluster,
                                              partition=args.partition,
                                              timeout_min=args.timeout_min,
                                              cpus_per_task=args.cpus_per_task,
                                              gpus_per_node=args.gpus_per_node))
-    summary = run_sweep(suite, options)
+    _check_machine(args)
+    try:
+        summary = run_sweep(suite, options)
+    except BaseException as err:
+        if not _is_interrupt(err):
+            raise
+        raise _Interrupted(f"the workers were stopped; the finished runs are kept in "
+                           f"{options.out}, and the same `bench run` resumes there (the runs "
+                           f"that were cut short start again)") from None
     print(summary.line)
     return 1 if summary.counts.get("failed") else 0
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from bench.status import run_states, summarise, verify
+    from bench.status import is_results_dir, run_states, summarise, verify
 
-    if not args.dir.is_dir():
-        print(f"error: {args.dir} is not a results directory", file=sys.stderr)
+    if not is_results_dir(args.dir):
+        print(f"error: {args.dir} is not a results directory (it has neither runs/ nor "
+              f"runs.parquet); give the --out of a `bench run` or `bench train`", file=sys.stderr)
         return 2
     states = run_states(args.dir)
     counts = summarise(states)
@@ -221,6 +335,20 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_gather(args: argparse.Namespace) -> int:
+    from bench.lock import results_lock
+    from bench.store import ResultsStore
+
+    if not (args.dir / "runs").is_dir():
+        print(f"error: {args.dir} is not a results directory (it has no runs/)", file=sys.stderr)
+        return 2
+    store = ResultsStore(args.dir)
+    with results_lock(store.root, timeout_s=0.0):  # never beside a `bench run` writing into it
+        runs = store.gather(store.specs_on_disk())
+    print(f"{args.dir}: gathered {len(runs)} runs into runs.parquet and results.parquet")
+    return 0
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from optimizers import OPTIMIZERS, WINDOW_KINDS
     from tasks import PRESETS, TASK_NAMES
@@ -236,12 +364,19 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from bench.train import train_one
+    from bench.train import prepare_train, train
 
-    line = train_one(args.task, args.optimizer, preset=args.preset, seed=args.seed,
-                     assignments=args.assignments, out=args.out, wandb=args.wandb,
-                     devices=args.devices, strategy=args.strategy,
-                     accelerator=args.accelerator)
+    job = prepare_train(args.task, args.optimizer, preset=args.preset, seed=args.seed,
+                        assignments=args.assignments, out=args.out, wandb=args.wandb,
+                        devices=args.devices, strategy=args.strategy,
+                        accelerator=args.accelerator, threads=args.threads)
+    try:
+        line = train(job)
+    except BaseException as err:
+        if not _is_interrupt(err):
+            raise
+        raise _Interrupted(f"the run in {job.run_dir} did not finish (it is not recorded); the "
+                           f"same `bench train` starts it again") from None
     if line is not None:
         print(json.dumps(line, sort_keys=True))
         return 0 if line["status"] != "failed" else 1
@@ -255,5 +390,6 @@ def _cmd_run_one(args: argparse.Namespace) -> int:
                        strategy=args.strategy, accelerator=args.accelerator)
 
 
-_COMMANDS = {"run": _cmd_run, "status": _cmd_status, "list": _cmd_list, "train": _cmd_train,
+_COMMANDS = {"run": _cmd_run, "status": _cmd_status, "gather": _cmd_gather, "list": _cmd_list,
+             "train": _cmd_train,
              "data": data_cmd.run, "run-one": _cmd_run_one}

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+from bench.errors import MissingSystemError
+
 
 def visible_gpus() -> list[str]:
     """The GPU ids this process may hand out: `CUDA_VISIBLE_DEVICES`'s entries when it is set
@@ -36,3 +38,16 @@ def worker_devices(gpus: list[str], workers: int, per_worker: int) -> list[str |
                          f"visible ({','.join(gpus)}); lower --devices")
     return [",".join(gpus[(w * per_worker + k) % len(gpus)] for k in range(per_worker))
             for w in range(workers)]
+
+
+def check_gpus(devices: int) -> None:
+    """Refuse `--accelerator gpu` here unless `devices` GPUs are visible (nothing is started)."""
+    gpus = visible_gpus() if cuda_available() else []
+    if not gpus:
+        listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+        raise MissingSystemError("--accelerator gpu: no GPU is visible on this machine "
+                                 f"(CUDA_VISIBLE_DEVICES={listed!r}); run on a GPU machine, or "
+                                 "use --accelerator cpu or auto")
+    if devices > len(gpus):
+        raise MissingSystemError(f"--devices {devices}: only {len(gpus)} GPU(s) are visible "
+                                 f"({','.join(gpus)}); lower --devices")

@@ -17,3 +17,7 @@ class StoreError(OSError):
 
 class LockedError(RuntimeError):
     """Another live `bench run` holds the results directory."""
+
+
+class MissingSystemError(RuntimeError):
+    """This machine lacks what the command asked for (SLURM, a GPU); says what to do instead."""

@@ -8,6 +8,11 @@ takes its place. A run past its time limit (`Job.timeout_s`) has its worker kill
 and is recorded `failed` with reason `timeout`. Workers die with the driver (PR_SET_PDEATHSIG),
 so a killed sweep leaves no orphan writing into the results directory. Each worker may be
 pinned to its own GPU(s) through `CUDA_VISIBLE_DEVICES`, set before it imports torch.
+
+Ctrl-C belongs to the driver: workers start with SIGINT blocked and then ignore it (a terminal
+sends it to the whole process group), and closing the pool while runs are in flight kills their
+workers at once. Such runs keep neither DONE nor FAILED, so the next `bench run` starts them again
+without counting a failed attempt.
 """
 
 from __future__ import annotations
@@ -59,8 +64,23 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
+def _start_deaf_to_sigint(proc: Any) -> None:
+    """Start `proc` with SIGINT blocked, so a Ctrl-C during its start-up cannot reach it (it
+    ignores SIGINT once running); a SIGINT meanwhile waits for the driver, not lost."""
+    if threading.current_thread() is not threading.main_thread():
+        proc.start()
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        proc.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _worker_main(conn: Connection, threads: int, environment: dict[str, Any],
                  log_dir: Path | None, cuda_devices: str | None = None) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver stops its workers (module doc)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     die_with_parent()
     if cuda_devices is not None:  # before torch is imported: this worker's device(s) only
         os.environ["CUDA_VISIBLE_DEVICES"] = cuda_devices
@@ -128,7 +148,7 @@ class _Worker:
         self.proc = ctx.Process(target=_worker_main,
                                 args=(child, threads, environment, log_dir, cuda_devices),
                                 daemon=True)
-        self.proc.start()
+        _start_deaf_to_sigint(self.proc)
         child.close()
         self.job: Job | None = None
         self.started = 0.0  # time.monotonic() when `job` was sent
@@ -174,7 +194,13 @@ class WorkerPool:
         self.close()
 
     def close(self) -> None:
+        """Stop every worker: idle ones finish, busy ones (only when `run` was left by an
+        exception, e.g. Ctrl-C) are killed and their runs left to be started again."""
         for worker in self._workers:
+            if worker.job is not None:
+                log.debug("stopping the worker running %s", worker.job.spec.run_id)
+                worker.proc.kill()
+                continue
             try:
                 worker.conn.send(None)
             except (OSError, ValueError):

@@ -8,11 +8,13 @@ task that died without writing its outcome (time limit, preemption, node failure
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.errors import MissingSystemError
 from bench.execute import RunOptions
 from bench.pool import Event, Job
 from bench.store import Outcome, RunFolder
@@ -31,6 +33,21 @@ class SlurmParams:
     cpus_per_task: int = 1
     gpus_per_node: int = 0  # 0: a run's `devices` GPUs with --accelerator gpu, else none
     array_parallelism: int = 256
+
+
+def check_slurm(params: SlurmParams) -> None:
+    """Refuse the slurm launcher where it cannot submit: submitit missing, or (for a real
+    cluster) no `sbatch` on PATH. Called before anything is written."""
+    try:
+        import submitit  # noqa: F401
+    except ImportError:
+        raise MissingSystemError("--launcher slurm needs submitit, which is not installed "
+                                 "(pip install submitit); or use --launcher local") from None
+    if params.cluster == "slurm" and shutil.which("sbatch") is None:
+        raise MissingSystemError("--launcher slurm: SLURM is not available on this machine (no "
+                                 "`sbatch` on PATH); run on the cluster's login node, or use "
+                                 "--launcher local (--submitit-cluster local tries the job arrays "
+                                 "here)")
 
 
 def _array_task(job: Job, options: RunOptions, environment: dict[str, Any]) -> Outcome:

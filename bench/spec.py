@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
-from bench.suite import OptimizerEntry, Scalar, Suite, TaskEntry
+from bench.suite import MAX_SEED, OptimizerEntry, Scalar, Suite, TaskEntry
 from common.store_schema import (RunKey, config_label, format_lr, format_value,
                                  identity_overrides)
 
@@ -49,7 +50,13 @@ class RunSpec:
     optimizer: str
     hparams: tuple[tuple[str, Scalar], ...]  # without lr, sorted by key
     lr: float
-    seed: int  # the seed number in the suite
+    seed: int  # the seed number in the suite, 0 … MAX_SEED (the store's int64 column)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) \
+                or not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"a seed must be an integer from 0 to {MAX_SEED} (2^63 - 1), "
+                             f"got {self.seed!r}")
 
     @property
     def run_key(self) -> RunKey:

@@ -108,3 +108,9 @@ def verify(root: Path) -> list[str]:
 
 def summarise(states: list[RunState]) -> Counter:
     return Counter(s.state for s in states)
+
+
+def is_results_dir(root: Path) -> bool:
+    """A folder `bench run` or `bench train` wrote: it has `runs/` or the gathered tables."""
+    root = Path(root)
+    return (root / "runs").is_dir() or (root / "runs.parquet").is_file()

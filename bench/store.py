@@ -6,6 +6,7 @@
     DIR/runs/<key>/DONE              the outcome (status, divergence step, wall time), written last
     DIR/runs/<key>/FAILED            error, traceback, reason and attempt count of a failed attempt
     DIR/runs.parquet, DIR/results.parquet, DIR/selection.json
+    DIR/gathered.json                what the tables were gathered from (written last)
 
 `<key>` is the run's folder name and the tables' columns are those of `common.store_schema`.
 A run is finished exactly when DONE exists; a folder with neither DONE nor FAILED is an
@@ -140,7 +141,10 @@ class ResultsStore:
         atomic_write_json(self.root / "selection.json", doc)
 
     def gather(self, specs: list[RunSpec]) -> pd.DataFrame:
-        """Write runs.parquet (every run of `specs` with a folder) and results.parquet."""
+        """Write runs.parquet (every run of `specs` with a folder), results.parquet, then
+        gathered.json: the state of every run folder the tables were built from (taken before
+        they are read, so a folder that changes meanwhile reads as changed)."""
+        fingerprints = schema.run_fingerprints(self.runs_dir)
         rows, frames = [], []
         for spec in specs:
             folder = self.folder(spec)
@@ -158,7 +162,25 @@ class ResultsStore:
         results = results[RESULT_COLUMNS].astype(_dtypes(schema.RESULT_COLUMNS))
         atomic_write_parquet(self.root / "results.parquet", results)
         atomic_write_parquet(self.root / "runs.parquet", runs)
+        atomic_write_json(self.root / schema.GATHERED_FILE,
+                          {"tables": schema.table_stats(self.root), "runs": fingerprints})
         return runs
+
+    def specs_on_disk(self) -> list[RunSpec]:
+        """The spec of every run folder that holds a DONE or FAILED marker, by run id."""
+        specs = []
+        for path in sorted(p for p in self.runs_dir.iterdir() if p.is_dir()) \
+                if self.runs_dir.is_dir() else []:
+            folder = RunFolder(path)
+            if folder.state() in ("missing", "unfinished"):
+                continue
+            try:
+                specs.append(RunSpec.from_json(read_json(folder.spec_file)))
+            except (KeyError, TypeError, ValueError, AttributeError) as err:
+                raise StoreError(f"{folder.spec_file}: not a run spec ({err}); "
+                                 "`python -m bench status DIR --verify` lists every damaged run") \
+                    from err
+        return sorted(specs, key=lambda s: (s.stage != "tune", s.run_id))
 
 
 def _dtypes(columns: dict[str, str]) -> dict[str, str]:

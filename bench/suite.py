@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -29,6 +30,18 @@ PRESET_NAMES = ("smoke", "quick", "paper")
 SELECTION_STATISTICS = ("median", "mean")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# The largest seed number: the store's `seed` column is a 64-bit integer (common.store_schema).
+MAX_SEED = 2**63 - 1
+# The most runs a suite may plan unless the caller raises it (`bench run --max-runs`): far above
+# any shipped suite (quick: 1,980), far below what a typo such as `count: 1000000000` asks for.
+DEFAULT_MAX_RUNS = 100_000
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxdict = 60, 60, 2, 4, 4
+
+
+def shown(raw: Any) -> str:
+    """`repr(raw)` cut to a bounded length (a YAML alias can nest a value exponentially)."""
+    return _SHOWN.repr(raw)
 
 
 @dataclass(frozen=True)
@@ -53,16 +66,18 @@ class OptimizerEntry:
 class Selection:
     """How stage `tune` picks one lr per (task, configuration).
 
-    The lr minimising `statistic` over the tuning seeds of the last logged value of `metric`
-    (lower is better); a diverged or failed run counts as +inf; ties go to the smaller lr.
+    The lr with the best `statistic` over the tuning seeds of the last logged value of `metric`,
+    in the direction the tasks declare for it (bench.selection); a diverged or failed run is the
+    worst outcome; ties go to the smaller lr.
     """
 
     metric: str = "val/loss"
     statistic: str = "median"
 
-    def describe(self) -> str:
-        return (f"lowest {self.statistic} over tuning seeds of the final {self.metric}; "
-                "diverged or failed runs count as +inf; ties go to the smaller lr")
+    def describe(self, better: str = "lower") -> str:
+        best = "lowest" if better == "lower" else "highest"
+        return (f"{best} {self.statistic} over tuning seeds of the final {self.metric} ({better} is "
+                f"better); diverged or failed runs count as the worst outcome; ties go to the smaller lr")
 
 
 @dataclass(frozen=True)
@@ -104,24 +119,32 @@ def resolve_suite_path(name_or_path: str) -> Path:
                      f"not a shipped suite nor a YAML file; shipped suites: {sorted(shipped)}")
 
 
-def load_suite(name_or_path: str | Path) -> Suite:
+def load_suite(name_or_path: str | Path, *, max_runs: int = DEFAULT_MAX_RUNS) -> Suite:
     """Read and check a suite file (schema only; `bench.validate` checks tasks and optimizers)."""
     path = resolve_suite_path(str(name_or_path))
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise SuiteError(str(path), "file", f"cannot be read: {err}") from err
-    return parse_suite(text, source=str(path))
+    return parse_suite(text, source=str(path), max_runs=max_runs)
 
 
-def parse_suite(text: str, *, source: str) -> Suite:
-    """Parse suite YAML text; every problem raises `SuiteError` naming `source` and the key."""
+def parse_suite(text: str, *, source: str, max_runs: int = DEFAULT_MAX_RUNS) -> Suite:
+    """Parse suite YAML text; every problem raises `SuiteError` naming `source` and the key.
+
+    The number of runs the suite plans is counted from the declared sizes before any seed list
+    or lr grid is built, and a suite planning more than `max_runs` is refused.
+    """
     try:
         raw = yaml.safe_load(text)
+        _check_expansion(raw, source)
     except yaml.YAMLError as err:
         raise SuiteError(source, "file", f"is not valid YAML: {err}") from err
+    except RecursionError:
+        raise SuiteError(source, "file", "nests too deeply to be a suite") from None
     doc = _mapping(raw, source, "file", allowed=_TOP_KEYS, required={"name", "tasks",
                                                                      "optimizers", "seeds"})
+    check_plan_size(doc, source, max_runs)
     name = _identifier(doc["name"], source, "name")
     default_preset = _preset(doc.get("preset", "quick"), source, "preset")
     tasks = _tasks(doc["tasks"], source, default_preset)
@@ -133,10 +156,10 @@ def parse_suite(text: str, *, source: str) -> Suite:
     selection = _selection(doc.get("selection", {}), source)
     checkpoints = doc.get("checkpoints", False)
     if not isinstance(checkpoints, bool):
-        raise SuiteError(source, "checkpoints", f"must be true or false, got {checkpoints!r}")
+        raise SuiteError(source, "checkpoints", f"must be true or false, got {shown(checkpoints)}")
     description = doc.get("description", "")
     if not isinstance(description, str):
-        raise SuiteError(source, "description", f"must be a string, got {description!r}")
+        raise SuiteError(source, "description", f"must be a string, got {shown(description)}")
     compare = _compare(doc["compare"], source, tasks, optimizers) if "compare" in doc else None
     try:
         seed_batch = parse_seed_batch(doc.get("seed_batch", "auto"))
@@ -153,7 +176,7 @@ def parse_seed_batch(raw: Any) -> SeedBatch:
         raw = int(raw)
     if raw == "auto" or (isinstance(raw, int) and not isinstance(raw, bool) and raw >= 1):
         return raw
-    raise ValueError(f"must be 'auto' or an integer ≥ 1 (1: one seed per run), got {raw!r}")
+    raise ValueError(f"must be 'auto' or an integer ≥ 1 (1: one seed per run), got {shown(raw)}")
 
 
 def _mapping(raw: Any, source: str, key: str, *, allowed: set[str],
@@ -173,19 +196,21 @@ def _mapping(raw: Any, source: str, key: str, *, allowed: set[str],
 def _identifier(raw: Any, source: str, key: str) -> str:
     if not isinstance(raw, str) or not _NAME.match(raw):
         raise SuiteError(source, key, f"must be a name of letters, digits, '_', '.', '-', "
-                                      f"got {raw!r}")
+                                      f"got {shown(raw)}")
     return raw
 
 
 def _preset(raw: Any, source: str, key: str) -> str:
     if raw not in PRESET_NAMES:
-        raise SuiteError(source, key, f"must be one of {list(PRESET_NAMES)}, got {raw!r}")
+        raise SuiteError(source, key, f"must be one of {list(PRESET_NAMES)}, got {shown(raw)}")
     return raw
 
 
-def _int(raw: Any, source: str, key: str, *, minimum: int) -> int:
-    if isinstance(raw, bool) or not isinstance(raw, int) or raw < minimum:
-        raise SuiteError(source, key, f"must be an integer ≥ {minimum}, got {raw!r}")
+def _int(raw: Any, source: str, key: str, *, minimum: int, maximum: int | None = None) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < minimum \
+            or (maximum is not None and raw > maximum):
+        allowed = f"from {minimum} to {maximum}" if maximum is not None else f"≥ {minimum}"
+        raise SuiteError(source, key, f"must be an integer {allowed}, got {shown(raw)}")
     return raw
 
 
@@ -193,7 +218,7 @@ def _positive_float(raw: Any, source: str, key: str) -> float:
     """A finite float > 0; numeric strings such as YAML's `1e-3` are accepted."""
     value = _number(raw)
     if value is None or not math.isfinite(value) or value <= 0:
-        raise SuiteError(source, key, f"must be a finite number > 0, got {raw!r}")
+        raise SuiteError(source, key, f"must be a finite number > 0, got {shown(raw)}")
     return value
 
 
@@ -210,31 +235,31 @@ def _number(raw: Any) -> float | None:
 def _scalar(raw: Any, source: str, key: str) -> Scalar:
     """A hyperparameter value: bool, int, float (numeric strings become floats) or string."""
     if isinstance(raw, float) and not math.isfinite(raw):
-        raise SuiteError(source, key, f"must be finite, got {raw!r}")
+        raise SuiteError(source, key, f"must be finite, got {shown(raw)}")
     if isinstance(raw, (bool, int, float)):
         return raw
     if isinstance(raw, str):
         number = _number(raw)
         return raw if number is None else number
-    raise SuiteError(source, key, f"must be a number, boolean or string, got {raw!r}")
+    raise SuiteError(source, key, f"must be a number, boolean or string, got {shown(raw)}")
 
 
 def _scalars(raw: Any, source: str, key: str) -> tuple[tuple[str, Scalar], ...]:
     if raw is None:
         return ()
     if not isinstance(raw, dict):
-        raise SuiteError(source, key, f"must be a mapping of name: value, got {raw!r}")
+        raise SuiteError(source, key, f"must be a mapping of name: value, got {shown(raw)}")
     items = []
     for k, v in raw.items():
         if not isinstance(k, str) or not _NAME.match(k):
-            raise SuiteError(source, key, f"keys must be names, got {k!r}")
+            raise SuiteError(source, key, f"keys must be names, got {shown(k)}")
         items.append((k, _scalar(v, source, f"{key}.{k}")))
     return tuple(sorted(items))
 
 
 def _tasks(raw: Any, source: str, default_preset: str) -> tuple[TaskEntry, ...]:
     if not isinstance(raw, list) or not raw:
-        raise SuiteError(source, "tasks", f"must be a non-empty list, got {raw!r}")
+        raise SuiteError(source, "tasks", f"must be a non-empty list, got {shown(raw)}")
     entries = []
     for i, item in enumerate(raw):
         key = f"tasks[{i}]"
@@ -253,7 +278,7 @@ def _tasks(raw: Any, source: str, default_preset: str) -> tuple[TaskEntry, ...]:
 
 def _optimizers(raw: Any, source: str) -> tuple[OptimizerEntry, ...]:
     if not isinstance(raw, list) or not raw:
-        raise SuiteError(source, "optimizers", f"must be a non-empty list, got {raw!r}")
+        raise SuiteError(source, "optimizers", f"must be a non-empty list, got {shown(raw)}")
     entries = []
     for i, item in enumerate(raw):
         key = f"optimizers[{i}]"
@@ -291,23 +316,39 @@ def _lr_grid(raw: Any, source: str, key: str) -> tuple[float, ...]:
     else:
         grid = [_positive_float(raw, source, key)]
     if len(set(grid)) != len(grid):
-        raise SuiteError(source, key, f"repeats a value: {grid}")
+        raise SuiteError(source, key, f"repeats a value: {_first_repeat(grid)} "
+                                      f"(in {shown(grid)})")
     return tuple(sorted(grid))
 
 
 def _seed_list(raw: Any, source: str, key: str) -> tuple[int, ...]:
-    """A list of integers ≥ 0, or `{first, count}`."""
+    """A list of integers from 0 to `MAX_SEED`, or `{first, count}` (its size already checked)."""
     if isinstance(raw, dict):
         doc = _mapping(raw, source, key, allowed={"first", "count"}, required={"first", "count"})
-        first = _int(doc["first"], source, f"{key}.first", minimum=0)
-        return tuple(range(first, first + _int(doc["count"], source, f"{key}.count", minimum=0)))
+        first = _int(doc["first"], source, f"{key}.first", minimum=0, maximum=MAX_SEED)
+        count = _int(doc["count"], source, f"{key}.count", minimum=0)
+        if count and first + count - 1 > MAX_SEED:
+            raise SuiteError(source, key, f"runs to seed {first + count - 1}, above the largest "
+                                          f"seed {MAX_SEED} (2^63 - 1)")
+        return tuple(range(first, first + count))
     if not isinstance(raw, list):
         raise SuiteError(source, key, f"must be a list of integers or {{first, count}}, "
-                                      f"got {raw!r}")
-    seeds = tuple(_int(v, source, f"{key}[{j}]", minimum=0) for j, v in enumerate(raw))
+                                      f"got {shown(raw)}")
+    seeds = tuple(_int(v, source, f"{key}[{j}]", minimum=0, maximum=MAX_SEED)
+                  for j, v in enumerate(raw))
     if len(set(seeds)) != len(seeds):
-        raise SuiteError(source, key, f"repeats a seed: {list(seeds)}")
+        raise SuiteError(source, key, f"repeats a seed: {_first_repeat(seeds)} "
+                                      f"(in {shown(list(seeds))})")
     return seeds
+
+
+def _first_repeat(values: tuple | list) -> Any:
+    seen = set()
+    for value in values:
+        if value in seen:
+            return value
+        seen.add(value)
+    return None
 
 
 def _seeds(raw: Any, source: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -319,19 +360,88 @@ def _seeds(raw: Any, source: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
     shared = sorted(set(tune) & set(evals))
     if shared:
         raise SuiteError(source, "seeds", f"tuning and evaluation seeds must be disjoint; "
-                                          f"both contain {shared}")
+                                          f"both contain {shown(shared)}")
     return tune, evals
+
+
+def check_plan_size(doc: dict[str, Any], source: str, max_runs: int) -> None:
+    """Refuse a suite that plans more than `max_runs` runs, from the sizes it declares.
+
+    Runs = tasks × (Σ lr points of the tuned grids × tuning seeds + configurations × evaluation
+    seeds). Only counts are read here (a malformed entry counts as its smallest size and is
+    reported by the checks that follow), so nothing of the suite's size is built first.
+    """
+    if isinstance(max_runs, bool) or not isinstance(max_runs, int) or max_runs < 1:
+        raise ValueError(f"max_runs must be an integer ≥ 1, got {max_runs!r}")
+    tasks = len(doc["tasks"]) if isinstance(doc.get("tasks"), list) else 1
+    optimizers = doc.get("optimizers") if isinstance(doc.get("optimizers"), list) else []
+    sizes = {f"optimizers[{i}].lr": _declared_size(o.get("lr"), "num", 1)
+             for i, o in enumerate(optimizers) if isinstance(o, dict)}
+    seeds = doc.get("seeds") if isinstance(doc.get("seeds"), dict) else {}
+    for stage in ("tune", "eval"):
+        sizes[f"seeds.{stage}"] = _declared_size(seeds.get(stage), "count", 0)
+    for key, size in sizes.items():
+        if size > max_runs:
+            raise SuiteError(source, key, f"declares {size:,} values, more than the {max_runs:,} "
+                                          f"runs a suite may plan; {_RAISE}")
+    tuned = sum(n for k, n in sizes.items() if k.startswith("optimizers") and n > 1)
+    configs, tune, evals = len(optimizers), sizes["seeds.tune"], sizes["seeds.eval"]
+    runs = tasks * (tuned * tune + configs * evals)
+    if runs > max_runs:
+        raise SuiteError(source, "seeds", f"the suite plans {tasks} task(s) × ({tuned} tuned lr "
+                                          f"points × {tune} tuning seeds + {configs} "
+                                          f"configuration(s) × {evals} evaluation seeds) = "
+                                          f"{runs:,} runs, more than {max_runs:,}; {_RAISE}")
+
+
+def _check_expansion(raw: Any, source: str, limit: int = 100_000) -> None:
+    """Refuse a document whose YAML aliases expand it past `limit` values, or make it contain
+    itself: every later step (checks, messages, JSON) would walk the expansion."""
+    sizes: dict[int, int] = {}  # id → expanded size; -1 while the node is being walked
+
+    def size(node: Any) -> int:
+        if not isinstance(node, (list, dict)):
+            return 1
+        known = sizes.get(id(node))
+        if known == -1:
+            raise SuiteError(source, "file", "a YAML alias makes a value contain itself")
+        if known is not None:
+            return known
+        sizes[id(node)] = -1
+        total = 1 + sum(size(child) for child in (node.values() if isinstance(node, dict)
+                                                    else node))
+        if total > limit:
+            raise SuiteError(source, "file", f"expands to more than {limit:,} values through "
+                                             "YAML aliases")
+        sizes[id(node)] = total
+        return total
+
+    size(raw)
+
+
+_RAISE = "shrink it, or raise the limit (`bench run --max-runs N`)"
+
+
+def _declared_size(raw: Any, count_key: str, default: int) -> int:
+    """How many values a list or a `{…, num|count}` mapping declares, without building them."""
+    if isinstance(raw, list):
+        return len(raw)
+    if isinstance(raw, dict):
+        count = raw.get(count_key)
+        if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
+            return count
+    return default
 
 
 def _selection(raw: Any, source: str) -> Selection:
     doc = _mapping(raw, source, "selection", allowed={"metric", "statistic"})
     metric = doc.get("metric", "val/loss")
     if not isinstance(metric, str) or not metric:
-        raise SuiteError(source, "selection.metric", f"must be a metric name, got {metric!r}")
+        raise SuiteError(source, "selection.metric", f"must be a metric name, got {shown(metric)}")
     statistic = doc.get("statistic", "median")
     if statistic not in SELECTION_STATISTICS:
         raise SuiteError(source, "selection.statistic",
-                         f"must be one of {list(SELECTION_STATISTICS)}, got {statistic!r}")
+                         f"must be one of {list(SELECTION_STATISTICS)}, got {shown(statistic)}")
     return Selection(metric=metric, statistic=statistic)
 
 

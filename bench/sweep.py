@@ -2,7 +2,9 @@
 
 Re-running the same command resumes: finished runs (DONE) are skipped, interrupted ones start
 again, failed ones are retried while they have failed at most `max_retries` times, and the
-tables are rebuilt from the run folders, so no run is ever counted twice.
+tables are rebuilt from the run folders, so no run is ever counted twice. Finished runs made by
+other code stop the sweep before it starts, unless `rerun_stale` or `accept_stale` says what to
+do with them (`bench.stale`).
 
 Each attempt has a wall-clock limit (`run_timeout_s`, by default `DEFAULT_RUN_TIMEOUT_S` of the
 run's preset); a run past it is killed and recorded `failed` with reason `timeout`. On a machine
@@ -28,13 +30,15 @@ from bench.lock import results_lock
 from bench.pool import Job, WorkerPool
 from bench.progress import SweepProgress
 from bench.provenance import environment
-from bench.selection import select
+from bench.selection import select, suite_metrics
 from bench.slurm import SlurmParams, run_array
 from bench.spec import RunSpec, check_unique, expand_eval, expand_tune
+from bench.stale import check_stale
 from bench.store import FINISHED, ResultsStore, stray_temporaries
 from bench.suite import Suite, parse_seed_batch
 from bench.validate import validate_suite
 from bench.wandb_mode import resolve_wandb_mode
+from common.metrics import METRICS_FILE
 
 log = logging.getLogger(__name__)
 LAUNCHERS = ("local", "slurm")
@@ -62,6 +66,8 @@ class SweepOptions:
     seed_batch: int | str | None = None  # run groups (`auto` or N); None: the suite's choice
     lock_timeout_s: float = 0.0
     run_timeout_s: float | None = None  # None: DEFAULT_RUN_TIMEOUT_S of each run's preset
+    rerun_stale: bool = False  # finished runs made by other code: run them again (bench.stale)
+    accept_stale: bool = False  # ... or keep them; with neither, such runs stop the sweep
     slurm: SlurmParams = field(default_factory=SlurmParams)
 
     def __post_init__(self) -> None:
@@ -76,6 +82,8 @@ class SweepOptions:
             parse_seed_batch(self.seed_batch)
         if self.run_timeout_s is not None and not self.run_timeout_s > 0:
             raise ValueError(f"run timeout must be > 0 seconds, got {self.run_timeout_s}")
+        if self.rerun_stale and self.accept_stale:
+            raise ValueError("rerun_stale and accept_stale exclude each other; choose one")
 
     def timeout_s(self, spec: RunSpec) -> float:
         """The wall-clock limit of one attempt of `spec`."""
@@ -123,11 +131,14 @@ def run_sweep(suite: Suite, options: SweepOptions) -> SweepSummary:
     with results_lock(store.root, timeout_s=options.lock_timeout_s):
         for leftover in stray_temporaries(store.root):  # from writes a kill interrupted
             leftover.unlink(missing_ok=True)
+        check_stale(suite, tune, store, environment(), rerun=options.rerun_stale,
+                    accept=options.accept_stale)
         compare_json = store.root / "compare.json"  # the question, recorded before any run
         if suite.compare is not None:
             atomic_write_json(compare_json, suite.compare.to_dict())
         else:
             compare_json.unlink(missing_ok=True)
+        atomic_write_json(store.root / METRICS_FILE, suite_metrics(suite).to_dict())
         env = environment()
         gpus = visible_gpus() if options.accelerator != "cpu" and options.launcher == "local" else []
         workers = options.workers or default_workers(gpus, options.devices)

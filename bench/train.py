@@ -7,10 +7,12 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.atomic import read_json, read_parquet
+from bench.devices import check_gpus
 from bench.execute import RunOptions, execute_run, launched_rank, quiet_lightning
 from bench.provenance import environment
 from bench.spec import RunSpec
@@ -57,10 +59,24 @@ def final_metrics(folder: RunFolder) -> dict[str, Any]:
     return {k: (v if math.isfinite(v) else str(v)) for k, v in last.items()}
 
 
-def train_one(task: str, optimizer: str, *, preset: str, seed: int,
-              assignments: list[tuple[str, str]], out: Path, wandb: str, devices: int,
-              strategy: str, accelerator: str = "auto") -> dict[str, Any] | None:
-    """Check, run and summarise one run; None on the extra ranks of a multi-device run."""
+@dataclass(frozen=True)
+class TrainJob:
+    """One checked `bench train` run: what it is, the store it goes to, how it runs."""
+
+    spec: RunSpec
+    store: ResultsStore
+    options: RunOptions
+
+    @property
+    def run_dir(self) -> Path:
+        return self.store.folder(self.spec).path
+
+
+def prepare_train(task: str, optimizer: str, *, preset: str, seed: int,
+                  assignments: list[tuple[str, str]], out: Path, wandb: str, devices: int,
+                  strategy: str, accelerator: str = "auto",
+                  threads: int | None = None) -> TrainJob:
+    """Check the run and this machine; nothing is written (`threads` None: `default_threads`)."""
     from optimizers import OPTIMIZERS, check_optimizer
     from tasks import TASK_NAMES, get_task
 
@@ -74,21 +90,33 @@ def train_one(task: str, optimizer: str, *, preset: str, seed: int,
     spec = RunSpec(suite="train", stage="eval", task=task, preset=preset,
                    task_overrides=tuple(sorted(overrides.items())), optimizer=optimizer,
                    hparams=tuple(sorted(hparams.items())), lr=lr, seed=seed)
-    store = ResultsStore(out)
+    if accelerator == "gpu":
+        check_gpus(devices)
     rank = launched_rank()
-    if rank == 0:
-        store.ensure_writable()
     options = RunOptions(wandb=resolve_wandb_mode(wandb) if rank == 0 else "disabled",
                          devices=devices, strategy=strategy, accelerator=accelerator,
-                         threads=_threads(devices))
+                         threads=threads or default_threads(devices))
+    return TrainJob(spec, ResultsStore(out), options)
+
+
+def train(job: TrainJob) -> dict[str, Any] | None:
+    """Run a prepared job and summarise it; None on the extra ranks of a multi-device run."""
+    rank = launched_rank()
+    if rank == 0:
+        job.store.ensure_writable()
     quiet_lightning()
-    outcome = execute_run(spec, store.folder(spec).path, options, environment())
+    outcome = execute_run(job.spec, job.run_dir, job.options, environment())
     if rank != 0:
         return None
-    return {"run_id": spec.run_id, "status": outcome.status,
+    return {"run_id": job.spec.run_id, "run_dir": str(job.run_dir), "status": outcome.status,
             "diverged_step": None if math.isnan(outcome.diverged_step) else outcome.diverged_step,
-            "wall_time_s": outcome.wall_time_s, "metrics": final_metrics(store.folder(spec)),
+            "wall_time_s": outcome.wall_time_s, "metrics": final_metrics(RunFolder(job.run_dir)),
             **({"error": outcome.error.splitlines()[0]} if outcome.error else {})}
+
+
+def train_one(task: str, optimizer: str, **kwargs: Any) -> dict[str, Any] | None:
+    """`prepare_train` then `train`: check, run and summarise one run."""
+    return train(prepare_train(task, optimizer, **kwargs))
 
 
 def run_one_dir(run_dir: Path, *, wandb: str, devices: int, strategy: str,
@@ -96,7 +124,7 @@ def run_one_dir(run_dir: Path, *, wandb: str, devices: int, strategy: str,
     """Run the spec already written in `run_dir/spec.json` (a pool worker's multi-device run)."""
     spec = RunSpec.from_json(read_json(Path(run_dir) / "spec.json"))
     options = RunOptions(wandb=wandb, devices=devices, strategy=strategy,
-                         accelerator=accelerator, threads=_threads(devices))
+                         accelerator=accelerator, threads=default_threads(devices))
     quiet_lightning()
     outcome = execute_run(spec, Path(run_dir), options, environment())
     return 0 if outcome.status != "failed" else 1
@@ -112,6 +140,14 @@ def run_in_subprocess(spec: RunSpec, run_dir: Path, options: RunOptions) -> None
                    stdout=subprocess.DEVNULL)
 
 
-def _threads(devices: int) -> int:
+def default_threads(devices: int) -> int:
+    """Torch threads of a run: `OMP_NUM_THREADS` when it is set (its first level, as OpenMP reads
+    it; a pool worker sets it to its share), else this process's cores shared by `devices`."""
+    configured = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if configured:
+        if not configured.isdigit() or int(configured) < 1:
+            raise ValueError(f"OMP_NUM_THREADS must be an integer ≥ 1, got "
+                             f"{os.environ['OMP_NUM_THREADS']!r}; or leave it unset")
+        return int(configured)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, cores // devices)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -218,3 +219,94 @@ def parse_run_id(run_id: str) -> ParsedRunId:
     return ParsedRunId(task, overrides, optimizer, tuple(p for p in items if p[0] != "lr"), lr,
                        int(seed))
 
+
+# --- the gathered state -----------------------------------------------------------------------
+#
+# `DIR/gathered.json` records what the tables were built from: the size and modification time
+# (ns) of every run folder's marker (`DONE` or `FAILED`) and of its `metrics.parquet`, and of the
+# two tables themselves. `bench` writes it last when it gathers; the analysis compares it with the
+# folders on disk (stat calls only) and refuses tables that no longer describe them: an
+# interrupted sweep's new runs, a deleted or restarted run folder, a rewritten or truncated
+# `metrics.parquet`, tables written by anything but a complete gather. A folder without a
+# marker (an attempt in progress or interrupted) is in neither the tables nor the record.
+
+GATHERED_FILE = "gathered.json"
+TABLE_FILES = ("runs.parquet", "results.parquet")
+RUN_MARKERS = ("DONE", "FAILED")
+RUN_METRICS_FILE = "metrics.parquet"
+Stat = list  # [size in bytes, mtime in ns], or None for a file that is absent
+
+
+def file_stat(path: str | os.PathLike) -> Stat | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def folder_fingerprint(path: str | os.PathLike) -> list | None:
+    """[marker, its stat, the stat of metrics.parquet] of one run folder; None without a marker."""
+    for marker in RUN_MARKERS:
+        stat = file_stat(os.path.join(path, marker))
+        if stat is not None:
+            return [marker, stat, file_stat(os.path.join(path, RUN_METRICS_FILE))]
+    return None
+
+
+def run_fingerprints(runs_dir: str | os.PathLike) -> dict[str, list]:
+    """Folder name → fingerprint of every run folder in `runs_dir` that holds a marker."""
+    if not os.path.isdir(runs_dir):
+        return {}
+    with os.scandir(runs_dir) as entries:
+        folders = [e.path for e in entries if e.is_dir()]
+    return {os.path.basename(p): fp for p in folders if (fp := folder_fingerprint(p)) is not None}
+
+
+def table_stats(root: str | os.PathLike) -> dict[str, Stat | None]:
+    return {name: file_stat(os.path.join(root, name)) for name in TABLE_FILES}
+
+
+def _listed(names: list[str], what: str, limit: int = 3) -> str:
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return f"{len(names)} {what} ({', '.join(sorted(names)[:limit])}{more})"
+
+
+def gathered_mismatch(root: str | os.PathLike, doc: Mapping[str, Any]) -> str | None:
+    """What disagrees between the store in `root` and its `gathered.json` (`doc`); None if nothing.
+
+    The run folders are listed by name, at most three of each kind."""
+    if dict(doc.get("tables", {})) != table_stats(root):
+        return ("runs.parquet or results.parquet differs from what the last gather wrote "
+                "(written by something else, or that gather was interrupted)")
+    recorded, current = dict(doc.get("runs", {})), run_fingerprints(os.path.join(root, "runs"))
+    new = [k for k in current if k not in recorded]
+    gone = [k for k in recorded if k not in current]
+    changed = [k for k in current if k in recorded and current[k] != recorded[k]]
+    parts = ([_listed(new, "finished run folder(s) not gathered")] if new else []) \
+        + ([_listed(gone, "gathered run folder(s) deleted or restarted")] if gone else []) \
+        + ([_listed(changed, "run folder(s) whose marker or metrics.parquet changed since")]
+           if changed else [])
+    return "; ".join(parts) or None
+
+
+# --- code versions ----------------------------------------------------------------------------
+#
+# A run records the commit it was made by, whether the tree had uncommitted changes, and then
+# the SHA-256 of those changes to the code a run executes (`git_diff_sha256`, `""` when only
+# other files changed; `bench.provenance`). Two runs were made by the same code exactly when
+# their code versions are equal; a dirty run without a recorded hash matches nothing.
+
+def code_version(commit: Any, dirty: Any, changes: Any = None) -> tuple[str, str]:
+    """(commit, hash of the uncommitted changes to the code: `""` for none, `unrecorded` when a
+    dirty tree recorded no hash)."""
+    commit = str(commit or "unknown")
+    if not dirty:
+        return commit, ""
+    return commit, "unrecorded" if changes is None else str(changes)
+
+
+def describe_code_version(version: tuple[str, str]) -> str:
+    """`0123456789ab` for a clean commit, `0123456789ab+changes 89abcdef` for a dirty tree."""
+    commit, changes = version
+    return commit[:12] + (f"+changes {changes[:8]}" if changes else "")

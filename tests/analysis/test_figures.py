@@ -3,6 +3,7 @@ where a metric spans decades, the theory's bounds, and the factor grid."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from analysis.report import write_report
 from analysis.sensitivity import lr_sensitivity
 from analysis.store import load_store
 from analysis.summary import analyse
+from common.store_schema import task_label
 from tests.analysis.conftest import MIXED
 from tests.analysis.synthetic import BASELINE, Synthetic, write_store
 
@@ -73,6 +75,49 @@ def test_nine_configurations_on_three_tasks_draw_with_nothing_clipped(tmp_path):
     assert "h_grid_window" in figures
     for name, fig in figures.items():
         assert style.clipped(fig) == [], name
+
+
+LONG_OVERRIDES = {"text_path": "/home/researcher/data/corpora/the_complete_works_of_william_shakespeare_v2.txt",
+                  "block_size": 128, "layers": 6}
+
+
+def with_long_task_label(root: Path) -> str:
+    """Give the quadratic runs of a synthetic store overrides whose label is 130 characters long."""
+    runs, results = pd.read_parquet(root / "runs.parquet"), pd.read_parquet(root / "results.parquet")
+    quad = runs["task"] == "quadratic"
+    label = task_label("quadratic", LONG_OVERRIDES)
+    renamed = {rid: rid.replace("quadratic/", f"{label}/", 1) for rid in runs.loc[quad, "run_id"]}
+    runs["run_id"], results["run_id"] = runs["run_id"].replace(renamed), results["run_id"].replace(renamed)
+    runs["task_overrides"] = "{}"
+    runs.loc[quad, "task_overrides"] = json.dumps(LONG_OVERRIDES)
+    runs.to_parquet(root / "runs.parquet", index=False)
+    results.to_parquet(root / "results.parquet", index=False)
+    return label
+
+
+def test_a_long_task_label_wraps_with_nothing_clipped(tmp_path):
+    """A task run with a long text_path: every figure that names the task keeps it inside."""
+    spec = Synthetic(diverged=MIXED.diverged, failed=MIXED.failed, tune_lrs=(1e-2, 1e-4))
+    root = add_train_loss(write_store(tmp_path / "s", spec))
+    label = with_long_task_label(root)
+    assert len(label) > 120
+    store = load_store(root)
+    figures = build_figures(analyse(store), lr_sensitivity(store, "val/loss"), grid="window")
+    for name, fig in figures.items():
+        assert style.clipped(fig) == [], name
+    titles = [ax.get_title() for ax in figures["b_curves"].axes]
+    assert any(t.startswith("quadratic[block_size=128,") and "_v2.txt]" in t for t in titles)
+
+
+def test_wrap_label_breaks_between_items_and_keeps_both_ends():
+    label = task_label("quadratic", LONG_OVERRIDES)
+    lines = style.wrap_label(label, 30).splitlines()
+    assert lines[0] == "quadratic[block_size=128," and lines[1] == "layers=6,"
+    assert lines[2].startswith("text_path=") and lines[2].endswith("_v2.txt]") and "…" in lines[2]
+    assert all(len(line) <= 30 for line in lines)
+    assert style.wrap_label("digits", 30) == "digits"
+    many = style.wrap_label(task_label("t", {f"k{i}": i for i in range(40)}), 20, max_lines=2).splitlines()
+    assert len(many) == 2 and re.search(r"\+\d+ more$", many[1]) and all(len(line) <= 20 for line in many)
 
 
 def test_clipped_finds_a_title_or_label_past_the_edge():

@@ -120,6 +120,27 @@ def test_refuse_mixed_commits_stops_the_report(tmp_path, capsys):
     assert not (tmp_path / "out" / "report.html").exists()
 
 
+def test_the_page_names_the_commits_it_mixes_before_the_verdict(tmp_path):
+    """Runs kept with `bench run --accept-stale`: the page says which code made how many."""
+    root = write_store(tmp_path / "s", Synthetic(n_seeds=2, commits=("a" * 40, "b" * 40)))
+    with pytest.warns(UserWarning, match="mixes 2 git commits"):
+        assert main(["report", str(root), "--no-wandb"]) == 0
+    page = (root / "report" / "report.html").read_text()
+    notice = re.search(r"<p class='mixed-code' id='code-versions'>(.*?)</p>", page)
+    assert notice and "mix 2 code versions" in notice.group(1)
+    assert "<code>aaaaaaaaaaaa</code> (6 runs)" in notice.group(1)
+    assert "<code>bbbbbbbbbbbb</code> (6 runs)" in notice.group(1)
+    assert page.index("id='code-versions'") < page.index("id='question'")
+
+
+def test_one_commit_is_named_quietly(tmp_path):
+    root = write_store(tmp_path / "s", Synthetic(n_seeds=2))
+    assert main(["report", str(root), "--no-wandb"]) == 0
+    page = (root / "report" / "report.html").read_text()
+    assert "<p class='muted' id='code-versions'>Runs made by <code>aaaaaaaaaaaa</code> (12 runs).</p>" in page
+    assert "mixed-code'" not in page
+
+
 def test_a_corrupt_store_stops_the_report_naming_the_file(tmp_path, capsys):
     root = write_store(tmp_path / "s", Synthetic(n_seeds=2))
     (root / "runs.parquet").write_bytes(b"PAR1 not really")

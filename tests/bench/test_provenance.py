@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from bench.provenance import PROJECT_ROOT, environment, git_state
+from bench.provenance import CODE_PATHS, PROJECT_ROOT, diff_sha256, environment, git_state
 
 
 def test_git_state_matches_git():
@@ -20,3 +20,13 @@ def test_environment_names_versions_and_hardware():
     env = environment()
     assert env["libraries"]["torch"] and env["libraries"]["pytorch-lightning"]
     assert env["cpu_count"] >= 1 and env["host"] and env["python"].count(".") == 2
+
+
+def test_the_changes_hash_covers_the_code_a_run_executes_only():
+    changed = subprocess.run(["git", "-C", str(PROJECT_ROOT), "status", "--porcelain", "--", *CODE_PATHS],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    digest = diff_sha256()
+    assert (digest == "") == (not changed) and (digest == "" or len(digest) == 64)
+    assert digest == diff_sha256()  # a function of the tree, not of the call
+    env = environment()  # computed once per process, so only its shape is checked here
+    assert (env["git_diff_sha256"] is None) == (not env["git_dirty"])

@@ -68,7 +68,7 @@ def test_shipped_suites_validate_against_the_registries():
     (["run", "smoke", "--run-timeout", "soon"], "--run-timeout: must be a number of seconds"),
     (["train", "quadratic", "muphi", "--set", "novalue"], "key=value"),
     (["train", "quadratic", "muphi", "--preset", "huge"], "'smoke', 'quick', 'paper'"),
-    (["frobnicate"], "'run', 'status', 'list', 'train'"),
+    (["frobnicate"], "'run', 'status', 'gather', 'list', 'train'"),
 ])
 def test_cli_argument_errors_name_argument_and_choices(capsys, argv, words):
     with pytest.raises(SystemExit) as exit_:

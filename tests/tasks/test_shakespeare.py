@@ -113,6 +113,55 @@ def test_bad_text_file_is_a_clear_error(tmp_path, content, words):
         assert word in str(err.value)
 
 
+@pytest.mark.parametrize("content, words", [
+    (b"\0" * 3000, ["holds NUL characters", "binary file"]),
+    (b"a" * 3000, ["vocabulary is 1 ('a')", "at least 2 distinct characters"]),
+    (b"to be or not to be. " * 10, ["too small for block_size=32", "180, 10 and 10 characters",
+                                    "more than 33"]),
+])
+def test_a_degenerate_corpus_is_refused_naming_the_file_and_the_reason(tmp_path, content, words):
+    """Before: 3,000 NUL bytes trained to `done` with loss 0 and accuracy 1."""
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(content)
+    with pytest.raises(text.CorpusError) as err:
+        get_task("shakespeare", "smoke", text_path=str(path))
+    assert str(path) in str(err.value)
+    for word in words:
+        assert word in str(err.value)
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda tmp: tmp, "is a directory, not a file"),
+    (lambda tmp: "/dev/null", "is not a regular file (a device, pipe or socket)"),
+])
+def test_a_directory_or_device_is_not_called_missing(tmp_path, make, words):
+    path = str(make(tmp_path))
+    with pytest.raises(text.CorpusError) as err:
+        get_task("shakespeare", "smoke", text_path=path)
+    assert repr(path) in str(err.value) and words in str(err.value)
+    assert "does not exist" not in str(err.value)
+
+
+def test_a_suite_naming_a_degenerate_corpus_is_refused_before_any_run(tmp_path):
+    from bench.errors import SuiteError
+    from bench.suite import load_suite
+    from bench.validate import validate_suite
+
+    corpus = tmp_path / "nul.txt"
+    corpus.write_bytes(b"\0" * 3000)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"""name: nul
+preset: smoke
+tasks:
+  - {{name: shakespeare, overrides: {{text_path: "{corpus}"}}}}
+optimizers:
+  - {{name: adamw, lr: [1.0e-3]}}
+seeds: {{eval: [1]}}
+""")
+    with pytest.raises(SuiteError, match=rf"tasks\[0\]: text file '{corpus}' holds NUL characters"):
+        validate_suite(load_suite(str(suite)))
+
+
 def test_smoke_model_beats_the_unigram_baseline():
     corpus = text.load_corpus()
     baseline = text.unigram_cross_entropy(corpus.train, corpus.val, corpus.tokenizer.vocab_size)
