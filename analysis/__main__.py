@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-import time
-import traceback
-from pathlib import Path
 
 from analysis.store import StoreError
 from analysis.summary import Options
+from common.errorlog import error_line, save_traceback
 
 
 def parser() -> argparse.ArgumentParser:
@@ -58,26 +55,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # the report's own files (a full disk): one line, traceback to the logs
-        saved = _save_traceback(err, sys.argv[1:] if argv is None else argv)
-        print(f"error: {' '.join(str(err).split())}" + (f" (traceback: {saved})" if saved else ""),
-              file=sys.stderr)
+        saved = save_traceback(err, sys.argv[1:] if argv is None else argv, program="analysis")
+        print(error_line(err, saved), file=sys.stderr)
         return 2
     print(paths.html)
     return 0
-
-
-def _save_traceback(err: BaseException, argv: list[str]) -> Path | None:
-    """`err`'s traceback in a new file of the log folder the runner uses (`$ANNEALBENCH_LOGS`, else
-    ~/.cache/annealbench/logs); None when that cannot be written either."""
-    folder = Path(os.environ.get("ANNEALBENCH_LOGS") or Path("~/.cache/annealbench/logs").expanduser())
-    path = folder / f"analysis-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"$ python -m analysis {' '.join(argv)}\n" + "".join(traceback.format_exception(err)),
-                        encoding="utf-8")
-    except OSError:
-        return None
-    return path
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from analysis.page import render_html
 from analysis.sensitivity import lr_sensitivity
 from analysis.store import load_store
 from analysis.summary import Analysis, Options, analyse
+from common.errorlog import pid_alive
 from analysis.tables import report_tables, write_tables
 
 log = logging.getLogger(__name__)
@@ -151,18 +152,8 @@ def _remove_leftovers(out: Path) -> None:
         prefix = f".{out.name}{kind}"
         for path in out.parent.glob(f"{prefix}*"):
             pid = path.name[len(prefix):].split("-")[0]
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not pid_alive(int(pid)):
                 shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _swap_in(staging: Path, out: Path) -> None:

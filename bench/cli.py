@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Iterator
 
 from bench import data_cmd
-from bench.errorlog import error_line, save_traceback
+from common.errorlog import error_line, save_traceback
 from bench.errors import LockedError, MissingSystemError, StoreError, SuiteError
 from bench.slurm import SUBMITIT_CLUSTERS, SlurmParams
 from bench.suite import DEFAULT_MAX_RUNS, MAX_SEED

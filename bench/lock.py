@@ -21,18 +21,9 @@ from filelock import FileLock, Timeout
 
 from bench.atomic import atomic_write_json
 from bench.errors import LockedError
+from common.errorlog import pid_alive
 
 log = logging.getLogger(__name__)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _owner(root: Path) -> dict:
@@ -79,7 +70,7 @@ def results_lock(root: Path, *, timeout_s: float = 0.0) -> Iterator[None]:
     try:
         previous = _owner(root)
         if previous and previous.get("host") == socket.gethostname() \
-                and not _alive(int(previous.get("pid", 0))):
+                and not pid_alive(int(previous.get("pid", 0))):
             log.warning("took over the lock on %s from pid %s, which is no longer running",
                         root, previous.get("pid"))
         atomic_write_json(root / ".lock.owner", {"pid": os.getpid(), "host": socket.gethostname(),
