@@ -189,17 +189,22 @@ def pair_stats(d: np.ndarray, margin: float, *, equivalence_possible: bool = Tru
     return PairStats(d, margin, n, float(np.median(d)), nan, nan, p_above, p_below, 1.0, SIGN_TEST, False)
 
 
+def _step_down_order(p_row: np.ndarray) -> np.ndarray:
+    """Indices of the finite p-values, smallest first (ties in row order): Holm's steps."""
+    ok = np.flatnonzero(np.isfinite(p_row))
+    return ok[np.argsort(p_row[ok], kind="stable")]
+
+
 def holm_levels(p_row: np.ndarray, alpha: float) -> np.ndarray:
     """Each row's level in Holm's step-down procedure over the finite p-values: α/(m − j + 1) for
     the row at step j when every step up to j rejected, else the level of the first step that did
     not (so p_row ≤ level exactly when Holm rejects the row); NaN where p_row is NaN."""
     p = np.asarray(p_row, float)
     out = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(np.isfinite(p))
-    m = ok.size
+    order = _step_down_order(p)
+    m = order.size
     if not m:
         return out
-    order = ok[np.argsort(p[ok], kind="stable")]
     levels = alpha / (m - np.arange(m))
     stop = np.flatnonzero(p[order] > levels)
     if stop.size:
@@ -214,11 +219,10 @@ def adjusted(p: np.ndarray, p_row: np.ndarray) -> np.ndarray:
     is made at the row's Holm level."""
     p, p_row = np.asarray(p, float), np.asarray(p_row, float)
     out = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(np.isfinite(p_row))
-    m = ok.size
+    order = _step_down_order(p_row)
+    m = order.size
     if not m:
         return out
-    order = ok[np.argsort(p_row[ok], kind="stable")]
     row_adj = holm(p_row, alpha=1.0)[order]
     before = np.r_[0.0, row_adj[:-1]]
     out[order] = np.maximum(before, np.minimum(1.0, (m - np.arange(m)) * p[order]))
