@@ -75,7 +75,7 @@ def resolve(root: Path, configs: list[str], references: tuple[str, ...], margin:
     a command-line margin replaces the per-task margins too. References must have been run."""
     base = declared(root) or DEFAULT
     if references:
-        base = replace(base, references=tuple(references), origin="command line")
+        base = replace(base, references=tuple(references), explicit=(), origin="command line")
     if margin is not None:
         base = replace(base, margin=margin, per_task=(), origin="command line")
     refs = tuple(dict.fromkeys(resolve_reference(r, configs) for r in base.references))

@@ -22,7 +22,7 @@ from bench import data_cmd
 from common.errorlog import error_line, save_traceback
 from bench.errors import LockedError, MissingSystemError, StoreError, SuiteError
 from bench.slurm import SUBMITIT_CLUSTERS, SlurmParams
-from bench.suite import DEFAULT_MAX_RUNS, MAX_SEED
+from bench.suite import DEFAULT_MAX_RUNS, MAX_SEED, PRESET_NAMES
 from bench.sweep import LAUNCHERS, SweepOptions
 from bench.wandb_mode import WANDB_MODES
 
@@ -131,6 +131,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--wait-lock", type=_wait_seconds, default=0.0, metavar="SECONDS",
                      help="wait this long for another `bench run` on --out, saying whom for "
                           "(inf: for ever; default: refuse)")
+    run.add_argument("--preset", choices=PRESET_NAMES, default=None,
+                     help="run the suite's design at this preset's scale (numeric task overrides "
+                          "dropped; the results go to results/SUITE-PRESET)")
     run.add_argument("--max-runs", type=_positive_int, default=DEFAULT_MAX_RUNS, metavar="N",
                      help=f"refuse a suite planning more runs (default {DEFAULT_MAX_RUNS:,})")
     run.add_argument("--seed-batch", type=_seed_batch, default=None, metavar="auto|N",
@@ -175,7 +178,7 @@ def parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train one run and print its final metrics as JSON")
     train.add_argument("task")
     train.add_argument("optimizer")
-    train.add_argument("--preset", choices=("smoke", "quick", "paper"), default="smoke")
+    train.add_argument("--preset", choices=PRESET_NAMES, default="smoke")
     train.add_argument("--seed", type=_seed, default=0, help=f"0 … {MAX_SEED} (default 0)")
     train.add_argument("--set", dest="assignments", type=_assignment, action="append",
                        default=[], metavar="KEY=VALUE",
@@ -279,6 +282,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from bench.sweep import run_sweep
 
     suite = load_suite(args.suite, max_runs=args.max_runs)
+    if args.preset is not None:
+        suite = suite.at_preset(args.preset)
     if args.dry_run:
         from bench.dryrun import dry_run
         from bench.validate import validate_suite

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bench.spec import expand_tune
-from common.store_schema import task_label
+from common.store_schema import config_label, task_label
 from bench.suite import Suite, TaskEntry
 
 log = logging.getLogger(__name__)
@@ -147,8 +147,8 @@ def run_table(suite: Suite, times: Mapping[TaskEntry, StepTime]) -> list[Row]:
             rows.append(Row("tune", label, configs, points, len(suite.tune_seeds), len(specs),
                             steps, times[task]))
         configs = len(suite.optimizers)
-        rows.append(Row("eval", label, configs, configs, len(suite.eval_seeds),
-                        configs * len(suite.eval_seeds), steps, times[task]))
+        seeds = len(suite.eval_seeds_of(task))
+        rows.append(Row("eval", label, configs, configs, seeds, configs * seeds, steps, times[task]))
     return rows
 
 
@@ -186,7 +186,31 @@ def render(suite: Suite, rows: list[Row]) -> str:
     if any(s.startswith("measured on cpu") for s in sources.values()):
         lines.append("these hours are CPU hours: a GPU estimate needs a GPU measurement (run "
                      "this on the GPU node) or --step-time TASK=SECONDS")
-    return "\n".join(lines)
+    return "\n".join(lines + _design(suite))
+
+
+def _design(suite: Suite) -> list[str]:
+    """The configurations (numbered, with their lr grids), each task's evaluation seeds, and the
+    declared question's pairs: what the runs above are made of."""
+    labels = [config_label(o.name, o.hparams) for o in suite.optimizers]
+    lines = ["", "configurations and their lr (μ) grids:"]
+    lines += [f"  ({j}) {label}: {', '.join(f'{lr:g}' for lr in o.lr_grid)}"
+              for j, (label, o) in enumerate(zip(labels, suite.optimizers), 1)]
+    lines += ["evaluation seeds:"]
+    lines += [f"  {task_label(t.name, t.overrides)}: {_seed_range(suite.eval_seeds_of(t))}" for t in suite.tasks]
+    if suite.compare is not None:
+        number = {label: j for j, label in enumerate(labels, 1)}
+        pairs = suite.compare.pairs(labels)
+        lines += [f"question: {suite.compare.describe()}; {len(pairs)} comparison(s) per task:"]
+        lines += ["  " + ", ".join(f"({number[c]}) vs ({number[r]})" for c, r in pairs)]
+    return lines
+
+
+def _seed_range(seeds: tuple[int, ...]) -> str:
+    """`100–104 (5 seeds)` for consecutive seeds, else the list."""
+    if len(seeds) > 2 and list(seeds) == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"{seeds[0]}–{seeds[-1]} ({len(seeds)} seeds)"
+    return f"{', '.join(map(str, seeds))} ({len(seeds)} seed{'s' * (len(seeds) != 1)})"
 
 
 def _total(rows: list[Row]) -> float | None:

@@ -18,6 +18,7 @@ from bench.spec import RunSpec, group_key
 from bench.store import FINISHED, ResultsStore
 from bench.suite import Selection, Suite
 from common.metrics import Declarations, Metric, MetricError
+from common.store_schema import task_label
 
 log = logging.getLogger(__name__)
 
@@ -113,5 +114,8 @@ def select(suite: Suite, store: ResultsStore,
     doc = {"suite": suite.name, "rule": suite.selection.describe(declared.better),
            "metric": metric, "direction": declared.better, "statistic": suite.selection.statistic,
            "tuning_seeds": list(suite.tune_seeds), "evaluation_seeds": list(suite.eval_seeds),
+           **({"evaluation_seeds_per_task": {task_label(t.name, t.overrides): list(t.eval_seeds)
+                                             for t in suite.tasks if t.eval_seeds}}
+              if any(t.eval_seeds for t in suite.tasks) else {}),
            "choices": entries}
     return chosen, doc

@@ -130,7 +130,7 @@ def expand_eval(suite: Suite, chosen: dict[tuple[str, str], float]) -> list[RunS
     for task in suite.tasks:
         for opt in suite.optimizers:
             lr = opt.lr_grid[0] if len(opt.lr_grid) == 1 else chosen[group_key(task, opt)]
-            specs.extend(_spec(suite, "eval", task, opt, lr, seed) for seed in suite.eval_seeds)
+            specs.extend(_spec(suite, "eval", task, opt, lr, seed) for seed in suite.eval_seeds_of(task))
     return specs
 
 

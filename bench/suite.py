@@ -10,6 +10,7 @@ peak learning rate for the other optimizers.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import reprlib
@@ -51,6 +52,7 @@ class TaskEntry:
     name: str
     preset: str
     overrides: tuple[tuple[str, Scalar], ...] = ()
+    eval_seeds: tuple[int, ...] = ()  # this task's evaluation seeds; empty: the suite's
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,25 @@ class Suite:
     description: str = ""
     compare: Comparison | None = None  # the question declared before the runs (`compare:`)
     seed_batch: SeedBatch = "auto"  # seeds trained together as one run group (bench.group)
+
+    def eval_seeds_of(self, task: TaskEntry) -> tuple[int, ...]:
+        """The task's own evaluation seeds (`tasks[i].seeds.eval`), else the suite's."""
+        return task.eval_seeds or self.eval_seeds
+
+    def at_preset(self, preset: str) -> Suite:
+        """The same design at another scale (`bench run SUITE --preset smoke`): every task at
+        `preset`, keeping the overrides that say *what* is trained (strings and booleans, e.g.
+        `model: vit`, `corpus: shakespeare-char`) and dropping the numeric ones (sizes, budgets,
+        cadence), which the preset sets; optimizers, seeds, selection and the question stay.
+        The suite is named `NAME-PRESET`, so its runs and results folder are its own."""
+        if preset not in PRESET_NAMES:
+            raise SuiteError(self.source, "preset", f"must be one of {list(PRESET_NAMES)}, got {shown(preset)}")
+        tasks = tuple(dataclasses.replace(t, preset=preset, overrides=tuple(
+            (k, v) for k, v in t.overrides if isinstance(v, (bool, str)))) for t in self.tasks)
+        if len(set(tasks)) != len(tasks):
+            raise SuiteError(self.source, "tasks", f"two tasks become the same at preset {preset!r}: "
+                                                   "they differ only in numeric overrides")
+        return dataclasses.replace(self, name=f"{self.name}-{preset}", tasks=tasks)
 
 
 _TOP_KEYS = {"name", "description", "preset", "tasks", "optimizers", "seeds", "selection",
@@ -147,9 +168,9 @@ def parse_suite(text: str, *, source: str, max_runs: int = DEFAULT_MAX_RUNS) -> 
     check_plan_size(doc, source, max_runs)
     name = _identifier(doc["name"], source, "name")
     default_preset = _preset(doc.get("preset", "quick"), source, "preset")
-    tasks = _tasks(doc["tasks"], source, default_preset)
-    optimizers = _optimizers(doc["optimizers"], source)
     tune, evals = _seeds(doc["seeds"], source)
+    tasks = _tasks(doc["tasks"], source, default_preset, tune)
+    optimizers = _optimizers(doc["optimizers"], source)
     if not tune and any(len(o.lr_grid) > 1 for o in optimizers):
         raise SuiteError(source, "seeds.tune",
                          "is empty but some lr grid has several values; give ≥ 1 tuning seed")
@@ -257,7 +278,7 @@ def _scalars(raw: Any, source: str, key: str) -> tuple[tuple[str, Scalar], ...]:
     return tuple(sorted(items))
 
 
-def _tasks(raw: Any, source: str, default_preset: str) -> tuple[TaskEntry, ...]:
+def _tasks(raw: Any, source: str, default_preset: str, tune: tuple[int, ...]) -> tuple[TaskEntry, ...]:
     if not isinstance(raw, list) or not raw:
         raise SuiteError(source, "tasks", f"must be a non-empty list, got {shown(raw)}")
     entries = []
@@ -265,12 +286,13 @@ def _tasks(raw: Any, source: str, default_preset: str) -> tuple[TaskEntry, ...]:
         key = f"tasks[{i}]"
         if isinstance(item, str):
             item = {"name": item}
-        doc = _mapping(item, source, key, allowed={"name", "preset", "overrides"},
+        doc = _mapping(item, source, key, allowed={"name", "preset", "overrides", "seeds"},
                        required={"name"})
         entries.append(TaskEntry(
             name=_identifier(doc["name"], source, f"{key}.name"),
             preset=_preset(doc.get("preset", default_preset), source, f"{key}.preset"),
-            overrides=_scalars(doc.get("overrides"), source, f"{key}.overrides")))
+            overrides=_scalars(doc.get("overrides"), source, f"{key}.overrides"),
+            eval_seeds=_task_seeds(doc["seeds"], source, f"{key}.seeds", tune) if "seeds" in doc else ()))
     if len(set(entries)) != len(entries):
         raise SuiteError(source, "tasks", "lists the same task (name, preset, overrides) twice")
     return tuple(entries)
@@ -342,6 +364,20 @@ def _seed_list(raw: Any, source: str, key: str) -> tuple[int, ...]:
     return seeds
 
 
+def _task_seeds(raw: Any, source: str, key: str, tune: tuple[int, ...]) -> tuple[int, ...]:
+    """A task's own `seeds: {eval: …}` (a published design runs a different number of seeds per
+    task); its tuning seeds are the suite's."""
+    doc = _mapping(raw, source, key, allowed={"eval"}, required={"eval"})
+    evals = _seed_list(doc["eval"], source, f"{key}.eval")
+    if not evals:
+        raise SuiteError(source, f"{key}.eval", "is empty; give ≥ 1 evaluation seed")
+    shared = sorted(set(tune) & set(evals))
+    if shared:
+        raise SuiteError(source, key, f"evaluation seeds must be disjoint from the tuning seeds; "
+                                      f"both contain {shown(shared)}")
+    return evals
+
+
 def _first_repeat(values: tuple | list) -> Any:
     seen = set()
     for value in values:
@@ -386,6 +422,12 @@ def check_plan_size(doc: dict[str, Any], source: str, max_runs: int) -> None:
                                           f"runs a suite may plan; {_RAISE}")
     tuned = sum(n for k, n in sizes.items() if k.startswith("optimizers") and n > 1)
     configs, tune, evals = len(optimizers), sizes["seeds.tune"], sizes["seeds.eval"]
+    own = [_declared_size(t["seeds"].get("eval"), "count", 0) for t in doc.get("tasks") or []
+           if isinstance(t, dict) and isinstance(t.get("seeds"), dict)] if isinstance(doc.get("tasks"), list) else []
+    if any(n > max_runs for n in own):
+        raise SuiteError(source, "tasks", f"a task declares {max(own):,} evaluation seeds, more than the "
+                                          f"{max_runs:,} runs a suite may plan; {_RAISE}")
+    evals = max([evals, *own])  # an upper bound when tasks set their own
     runs = tasks * (tuned * tune + configs * evals)
     if runs > max_runs:
         raise SuiteError(source, "seeds", f"the suite plans {tasks} task(s) × ({tuned} tuned lr "
@@ -454,10 +496,12 @@ def _compare(raw: Any, source: str, tasks: tuple[TaskEntry, ...],
     except CompareError as err:
         raise SuiteError(source, err.key, err.problem) from None
     labels = [config_label(o.name, o.hparams) for o in optimizers]
-    unknown = [r for r in compare.references if r not in labels]
+    named = [c for pair in compare.explicit for c in pair] or list(compare.references)
+    unknown = list(dict.fromkeys(r for r in named if r not in labels))
     if unknown:
-        raise SuiteError(source, "compare.references", f"{unknown} are not configurations of the "
-                                                       f"suite; configurations: {labels}")
+        key = "compare.pairs" if compare.explicit else "compare.references"
+        raise SuiteError(source, key, f"{unknown} are not configurations of the "
+                                      f"suite; configurations: {labels}")
     task_labels = [task_label(t.name, t.overrides) for t in tasks]  # as the store records them
     stray = [t for t, _ in compare.per_task if t not in task_labels]
     if stray:

@@ -146,7 +146,7 @@ def run_sweep(suite: Suite, options: SweepOptions) -> SweepSummary:
                                  strategy=options.strategy, accelerator=options.accelerator,
                                  checkpoints=suite.checkpoints,
                                  threads=max(1, cpu_count() // workers))
-        n_eval = len(suite.tasks) * len(suite.optimizers) * len(suite.eval_seeds)
+        n_eval = len(suite.optimizers) * sum(len(suite.eval_seeds_of(t)) for t in suite.tasks)
         todo_tune, kept = plan(tune, store, options.max_retries)
         log.info("%s: %d tuning runs (%d to run), %d evaluation runs, %d workers × %d threads",
                  suite.name, len(tune), len(todo_tune), n_eval, workers, run_options.threads)

@@ -11,6 +11,16 @@ report's `--reference` / `--margin` / `--margin-abs` options all become one `Com
 
 Every configuration is compared with every reference; a reference is compared with the
 references declared before it (never with itself), so each pair appears once.
+
+A design that pairs its arms one to one (the seed paper's par-cor numerator against the
+moment numerator at each filter zero γ) lists the pairs instead of `references`:
+
+    compare:
+      pairs:                            # [configuration, its reference], each pair one row
+        - [muphi[numerator=parcor-c5b0935,gamma=0.31], muphi[numerator=moment-c5b0935,gamma=0.31]]
+      margin: {relative: 0.02}
+
+Only the listed pairs are compared; the references are the pairs' second members, in order.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 MARGIN_KINDS = ("relative", "absolute")
-COMPARE_KEYS = ("references", "margin", "per_task")
+COMPARE_KEYS = ("references", "pairs", "margin", "per_task")
 # A relative margin is a fraction of the reference's value: 1 or more would call any difference
 # of 100 % "equivalent", the slip of writing percent for a fraction. Above WIDE_RELATIVE it is
 # allowed but logged: few readers would call a 20 % difference negligible.
@@ -84,19 +94,26 @@ class Comparison:
     margin: Margin
     per_task: tuple[tuple[str, Margin], ...] = ()  # sorted by task
     origin: str = "default"
+    explicit: tuple[tuple[str, str], ...] = ()  # (config, reference) pairs: only these are compared
 
     def __post_init__(self) -> None:
         if not self.references:
             raise CompareError("references", "must name at least one configuration label")
         if len(set(self.references)) != len(self.references):
             raise CompareError("references", f"repeats a configuration: {list(self.references)}")
+        if self.explicit and set(self.references) != {ref for _, ref in self.explicit}:
+            raise CompareError("references", f"{list(self.references)} must be the references of the "
+                                             f"pairs {[list(p) for p in self.explicit]}")
 
     def margin_for(self, task: str) -> Margin:
         return dict(self.per_task).get(task, self.margin)
 
     def pairs(self, configs: tuple[str, ...] | list[str]) -> list[tuple[str, str]]:
         """(config, reference) for every run configuration against every run reference; a
-        reference meets only the references declared before it."""
+        reference meets only the references declared before it. With explicit pairs: those
+        whose two configurations were both run."""
+        if self.explicit:
+            return [(c, r) for c, r in self.explicit if c in configs and r in configs]
         present = [r for r in self.references if r in configs]
         out = []
         for j, ref in enumerate(present):
@@ -105,13 +122,17 @@ class Comparison:
         return out
 
     def describe(self) -> str:
-        text = (f"references {', '.join(self.references)}; equivalence margin {self.margin.describe()}")
+        compared = (f"{len(self.explicit)} declared pairs against references {', '.join(self.references)}"
+                    if self.explicit else f"references {', '.join(self.references)}")
+        text = f"{compared}; equivalence margin {self.margin.describe()}"
         if self.per_task:
             text += "; on " + ", ".join(f"{t} {m.describe()}" for t, m in self.per_task)
         return f"{text} (declared by the {self.origin})"
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"references": list(self.references), "margin": self.margin.to_dict()}
+        out: dict[str, Any] = ({"pairs": [list(p) for p in self.explicit]} if self.explicit
+                               else {"references": list(self.references)})
+        out["margin"] = self.margin.to_dict()
         if self.per_task:
             out["per_task"] = {t: m.to_dict() for t, m in self.per_task}
         return out
@@ -146,10 +167,13 @@ def margin_from_dict(raw: Any, key: str = "margin") -> Margin:
 def comparison_from_dict(raw: Any, origin: str) -> Comparison:
     """Check a `compare:` mapping key by key (the inverse of `Comparison.to_dict`)."""
     doc = _mapping(raw, "compare", COMPARE_KEYS)
-    for required in ("references", "margin"):
-        if required not in doc:
-            raise CompareError("compare", f"missing key {required!r}")
-    refs = doc["references"]
+    if "margin" not in doc:
+        raise CompareError("compare", "missing key 'margin'")
+    if ("references" in doc) == ("pairs" in doc):
+        raise CompareError("compare", "give exactly one of 'references' (every configuration against each) "
+                                      "and 'pairs' (the listed [configuration, reference] pairs only)")
+    explicit = _pairs(doc["pairs"]) if "pairs" in doc else ()
+    refs = list(dict.fromkeys(ref for _, ref in explicit)) if explicit else doc["references"]
     if isinstance(refs, str):
         refs = [refs]
     if not isinstance(refs, list) or not refs or not all(isinstance(r, str) and r for r in refs):
@@ -160,7 +184,26 @@ def comparison_from_dict(raw: Any, origin: str) -> Comparison:
     return Comparison(references=tuple(refs), margin=margin_from_dict(doc["margin"], "compare.margin"),
                       per_task=tuple(sorted((t, margin_from_dict(m, f"compare.per_task.{t}"))
                                             for t, m in per_task.items())),
-                      origin=origin)
+                      origin=origin, explicit=explicit)
+
+
+def _pairs(raw: Any) -> tuple[tuple[str, str], ...]:
+    """`pairs:` as (config, reference) tuples: each a list of two different labels, none twice."""
+    if not isinstance(raw, list) or not raw:
+        raise CompareError("compare.pairs", f"must be a non-empty list of [configuration, reference] "
+                                            f"pairs, got {raw!r}")
+    out = []
+    for j, pair in enumerate(raw):
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) and x for x in pair)):
+            raise CompareError(f"compare.pairs[{j}]", f"must be [configuration, reference] (two labels), "
+                                                      f"got {pair!r}")
+        if pair[0] == pair[1]:
+            raise CompareError(f"compare.pairs[{j}]", f"compares {pair[0]!r} with itself")
+        out.append((pair[0], pair[1]))
+    repeated = [p for p in dict.fromkeys(out) if out.count(p) > 1 or (p[1], p[0]) in out]
+    if repeated:
+        raise CompareError("compare.pairs", f"lists a pair twice (in either order): {list(repeated[0])}")
+    return tuple(out)
 
 
 DEFAULT = Comparison(references=("adamw[window=cosine]",), margin=Margin("relative", 0.02),

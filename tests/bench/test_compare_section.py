@@ -68,7 +68,17 @@ def test_every_configuration_meets_every_reference_once():
 @pytest.mark.parametrize("section, key, words", [
     ("compare: {references: ['adamw[window=cosine]'], margin: {relative: 0.02}, budget: 3}", "compare",
      "unknown key(s) ['budget']"),
-    ("compare: {margin: {relative: 0.02}}", "compare", "missing key 'references'"),
+    ("compare: {margin: {relative: 0.02}}", "compare", "give exactly one of 'references'"),
+    ("compare: {references: ['adamw[window=cosine]'], pairs: [['muphi[window=linear]', 'adamw[window=cosine]']], "
+     "margin: {relative: 0.02}}", "compare", "give exactly one of 'references'"),
+    ("compare: {pairs: [['muphi[window=linear]', 'sgd']], margin: {relative: 0.02}}", "compare.pairs",
+     "['sgd'] are not configurations of the suite"),
+    ("compare: {pairs: [['muphi[window=linear]']], margin: {relative: 0.02}}", "compare.pairs[0]",
+     "must be [configuration, reference]"),
+    ("compare: {pairs: [['muphi[window=linear]', 'muphi[window=linear]']], margin: {relative: 0.02}}",
+     "compare.pairs[0]", "with itself"),
+    ("compare: {pairs: [['muphi[window=linear]', 'adamw[window=cosine]'], ['adamw[window=cosine]', "
+     "'muphi[window=linear]']], margin: {relative: 0.02}}", "compare.pairs", "lists a pair twice"),
     ("compare: {references: ['sgd'], margin: {relative: 0.02}}", "compare.references",
      "not configurations of the suite"),
     ("compare: {references: [], margin: {relative: 0.02}}", "compare.references", "non-empty list"),
@@ -89,6 +99,21 @@ def test_bad_compare_sections_name_the_key(section, key, words):
     with pytest.raises(SuiteError) as err:
         parse_suite(SUITE + section + "\n", source="s.yaml")
     assert err.value.key == key and words in err.value.problem, str(err.value)
+
+
+def test_declared_pairs_are_the_only_comparisons():
+    """A one-to-one design (Eq. 8 against Eq. 5 at each γ) compares its listed pairs, nothing else;
+    the references are the pairs' second members, and compare.json round-trips them."""
+    section = ("compare:\n  pairs: [['muphi[window=linear]', 'adamw[window=cosine]'], "
+               "['adamw[window=cosine]', 'muphi[window=cosine]']]\n  margin: {relative: 0.02}\n")
+    c = parse_suite(SUITE + section, source="s.yaml").compare
+    assert c.references == ("adamw[window=cosine]", "muphi[window=cosine]")
+    configs = ("adamw[window=cosine]", "muphi[window=cosine]", "muphi[window=linear]")
+    assert c.pairs(configs) == [("muphi[window=linear]", "adamw[window=cosine]"),
+                                ("adamw[window=cosine]", "muphi[window=cosine]")]
+    assert c.pairs(configs[:2]) == [("adamw[window=cosine]", "muphi[window=cosine]")]  # a pair not run is left out
+    again = comparison_from_dict(json.loads(json.dumps(c.to_dict())), origin=c.origin)
+    assert again == c
 
 
 def test_shipped_suites_declare_their_question():
