@@ -49,13 +49,13 @@ def window_family() -> Figure:
 
 def noise_bound(hparams: str | None) -> tuple[float, bool]:
     """The all-noise bound sqrt(η²/(1 − β²)) on RMS(Δ)/μ[t] (docs/theory.md section 6) from a
-    run's hyperparameters (`betas` = (β, β2), `eta`; η defaults to 1 − β, or 1 when β = 0), and
-    whether β was recorded (else β = DEFAULT_BETA)."""
+    run's hyperparameters (`beta`, else `betas` = (β, β2); `eta`; η defaults to 1 − β, or 1 when
+    β = 0), and whether β was recorded (else β = DEFAULT_BETA)."""
     h = json.loads(hparams) if hparams else {}
     h = h if isinstance(h, dict) else {}
     betas = h.get("betas")
-    recorded = isinstance(betas, (list, tuple)) and len(betas) == 2
-    beta = float(betas[0]) if recorded else DEFAULT_BETA
+    recorded = h.get("beta") is not None or (isinstance(betas, (list, tuple)) and len(betas) == 2)
+    beta = float(h["beta"]) if h.get("beta") is not None else float(betas[0]) if recorded else DEFAULT_BETA
     eta = h.get("eta")
     eta = float(eta) if eta is not None else (1.0 - beta if beta > 0 else 1.0)
     return math.sqrt(eta ** 2 / (1.0 - beta ** 2)), recorded

@@ -158,13 +158,93 @@ class WindowedProdigy(_Windowed, prodigyopt.Prodigy):
         return float(group["d"]) * max(g["lr"] for g in self.param_groups)
 
 
-def muon_eligible(p: torch.Tensor, group: dict[str, Any]) -> bool:
-    """Muon takes the hidden weight matrices: 2-D tensors in groups not marked `"muon": False`.
+def muon_flags(group: dict[str, Any]) -> list[bool]:
+    """For each tensor of `group`: does Muon take it (else AdamW)?
 
-    Users run Muon on the hidden layers' matrices only; embeddings and the output layer, though
-    2-D, belong to AdamW: a task marks their group with `"muon": False`.
+    A group's `muon` decides: a tuple with one flag per tensor (what `tasks.base.param_groups`
+    writes: True for the hidden weight matrices — hidden `Linear` weights and convolution kernels
+    — False for embeddings, the output head, biases and norms), or one bool for the whole group
+    (False: all to AdamW). A group without it, or with `True`, sends its 2-D tensors to Muon.
+    Muon takes only tensors of two or more dimensions.
     """
-    return p.ndim == 2 and group.get("muon", True)
+    params, mark = group["params"], group.get("muon", True)
+    if isinstance(mark, bool):
+        return [mark and p.ndim == 2 for p in params]
+    flags = [bool(flag) for flag in mark]
+    if len(flags) != len(params):
+        raise ValueError(f"a param group's 'muon' has {len(flags)} flags for {len(params)} tensors: "
+                         "give one per tensor, or one bool for the group")
+    for p, flag in zip(params, flags):
+        if flag and p.ndim < 2:
+            raise ValueError(f"a param group's 'muon' marks a tensor of shape {tuple(p.shape)} for "
+                             "Muon, which takes only matrices and convolution kernels")
+    return flags
+
+
+class FlatMuon(torch.optim.Muon):
+    """torch's Muon on every tensor of two or more dimensions, each as a matrix: a tensor of shape
+    (out, d1, …, dk) — a convolution kernel (out_channels, in_channels, kh, kw) — is stepped as the
+    2-D matrix (out, d1·…·dk) it reshapes to, as Muon is run on convolutions (Jordan, 2024).
+
+    The step is torch's own (`torch.optim.Muon.step`, its Newton–Schulz orthogonalisation and its
+    `adjust_lr_fn`): only the tensors it is handed are 2-D views — of the parameter, its gradient
+    and its momentum buffer — so the lr adjustment reads the matrix's shape (out, d1·…·dk), and a
+    kernel's update equals torch's Muon update of the reshaped matrix. On a 2-D tensor it is
+    torch's Muon exactly. The momentum buffer keeps the parameter's shape (contiguous); a
+    parameter that has no 2-D view (channels-last) is stepped on a contiguous copy, written back.
+    """
+
+    def __init__(self, params, **kwargs: Any) -> None:
+        params = list(params)
+        groups = params if params and isinstance(params[0], dict) else [{"params": params}]
+        # torch's constructor checks its arguments and refuses tensors that are not 2-D: it is
+        # handed one 2-D stand-in per group to check the arguments, then the real groups.
+        super().__init__([{**g, "params": [torch.zeros(1, 1)]} for g in groups], **kwargs)
+        torch.optim.Optimizer.__init__(self, groups, self.defaults)
+        for p in _tensors(groups):
+            if p.ndim < 2:
+                raise ValueError(f"Muon takes tensors of two or more dimensions, got shape {tuple(p.shape)}")
+        self._write_back: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def _init_group(self, group, params_with_grad, grads, muon_momentum_bufs) -> bool:
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            if torch.is_complex(p):
+                raise RuntimeError("Muon does not support complex parameters")
+            if p.grad.is_sparse:
+                raise RuntimeError("Muon does not support sparse gradients")
+            state = self.state[p]
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = torch.zeros_like(p.grad, memory_format=torch.contiguous_format)
+            buf = state["momentum_buffer"]
+            if p.ndim == 2:  # torch's Muon exactly
+                params_with_grad.append(p)
+                grads.append(p.grad)
+                muon_momentum_bufs.append(buf)
+                continue
+            if not buf.is_contiguous():
+                buf = state["momentum_buffer"] = buf.contiguous()
+            rows = p.shape[0]
+            if p.is_contiguous():
+                matrix = p.view(rows, -1)
+            else:  # e.g. a channels-last kernel: step a contiguous copy, written back after
+                matrix = p.contiguous().view(rows, -1)
+                self._write_back.append((p, matrix))
+            params_with_grad.append(matrix)
+            grads.append(p.grad.reshape(rows, -1))
+            muon_momentum_bufs.append(buf.view(rows, -1))
+        return False  # has_complex
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        self._write_back = []
+        try:
+            return super().step(closure)
+        finally:
+            for p, matrix in self._write_back:
+                p.copy_(matrix.view(p.shape))  # into p's own memory format
+            self._write_back = []
 
 
 class _Pair(torch.optim.Optimizer):
@@ -205,6 +285,11 @@ class MuonAdamW(_Windowed, _Pair):
     """torch's Muon for the hidden weight matrices and AdamW for every other tensor, as Muon's
     users run it; both follow the same window, lr·Ϝ(k/τ) (AdamW's groups from `adamw_lr`).
 
+    Which tensor goes where is the groups' `muon` marks (`muon_flags`; the tasks mark the hidden
+    `Linear` weights and convolution kernels, `tasks.base.hidden_matrices`): Muon (`FlatMuon`,
+    a kernel as its out × in·kh·kw matrix) takes those; AdamW takes embeddings, the output
+    head (tied or not), biases, norms' gains and every tensor below two dimensions.
+
     One optimizer over both: `param_groups` lists Muon's groups, then AdamW's (the same dicts the
     inner optimizers step), and both share `state`, so `state_dict()` round-trips as usual.
     """
@@ -218,15 +303,16 @@ class MuonAdamW(_Windowed, _Pair):
         muon_groups, adamw_groups = [], []
         for group in groups:
             extra = {k: v for k, v in group.items() if k not in ("params", "muon")}
-            mats = [p for p in group["params"] if muon_eligible(p, group)]
-            rest = [p for p in group["params"] if not muon_eligible(p, group)]
+            flags = muon_flags(group)
+            mats = [p for p, flag in zip(group["params"], flags) if flag]
+            rest = [p for p, flag in zip(group["params"], flags) if not flag]
             if mats:
                 muon_groups.append({"params": mats, **extra})
             if rest:
                 adamw_groups.append({"params": rest, **extra, "lr": extra.get("lr", adamw_lr or lr)})
-        self._muon = torch.optim.Muon(muon_groups, lr=lr, weight_decay=weight_decay, momentum=momentum,
-                                      nesterov=nesterov, ns_steps=ns_steps,
-                                      adjust_lr_fn=adjust_lr_fn) if muon_groups else None
+        self._muon = FlatMuon(muon_groups, lr=lr, weight_decay=weight_decay, momentum=momentum,
+                              nesterov=nesterov, ns_steps=ns_steps,
+                              adjust_lr_fn=adjust_lr_fn) if muon_groups else None
         adamw_kwargs: dict[str, Any] = {"betas": betas, "eps": eps}
         adamw_impl = _torch_impl(adamw_groups, adamw_kwargs) if adamw_groups else None
         self._adamw = torch.optim.AdamW(adamw_groups, lr=adamw_lr or lr, weight_decay=weight_decay,

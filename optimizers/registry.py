@@ -104,6 +104,7 @@ class OptimInfo:
     windowed: bool          # takes the window keys
     has_eval_mode: bool     # exposes .train()/.eval()
     build: Callable[[Any, int, dict[str, Any]], torch.optim.Optimizer]
+    exclusive: tuple[tuple[str, str], ...] = ()  # pairs of keys that set the same thing: give one
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -115,6 +116,10 @@ def _window_of(h: dict[str, Any]) -> Window:
 
 
 def _build_muphi(params, total_steps: int, h: dict[str, Any]) -> torch.optim.Optimizer:
+    h = dict(h)
+    beta = h.pop("beta")
+    if beta is not None:  # the scalar form of betas[0], as a suite writes it
+        h["betas"] = (beta, h["betas"][1])
     return MuPhi(params, total_steps=total_steps, **h)
 
 
@@ -159,11 +164,13 @@ _TABLE = (
               {"lr": (1e-3, _real(0.0, 1.0, low_open=True, high_open=False)), **_W, **_ADAM_COMMON,
                # eps, numerator_beta None: the numerator's own defaults (optimizers.reference.numerator_defaults)
                "eps": (None, _optional(_real(0.0))),
+               # beta: betas[0] as one number (a suite's hyperparameters are scalars); 0 = no smoothing
+               "beta": (None, _optional(_real(0.0, 1.0))),
                "gamma": (0.0, _real(-math.inf)), "eta": (None, _optional(_real(0.0, low_open=True))),
                "numerator": ("one", _numerator), "numerator_beta": (None, _optional(_real(0.0, 1.0))),
                "decoupled_weight_decay": (True, _BOOL), "weight_decay_in_step": (False, _BOOL),
                "impl": ("auto", _choice(*IMPLS))},
-              windowed=True, has_eval_mode=False, build=_build_muphi),
+              windowed=True, has_eval_mode=False, build=_build_muphi, exclusive=(("beta", "betas"),)),
     OptimInfo("adamw", "torch.optim.AdamW with the learning rate lr·Ϝ(k/τ) per step",
               {"lr": (1e-3, _real(0.0, low_open=True)), **_W, **_ADAM_COMMON,
                "amsgrad": (False, _BOOL), "fused": (None, _optional(_BOOL)),
@@ -174,7 +181,8 @@ _TABLE = (
                "dampening": (0.0, _real(0.0, 1.0)), "nesterov": (False, _BOOL),
                "weight_decay": (0.0, _real(0.0))},
               windowed=True, has_eval_mode=False, build=_build_sgd),
-    OptimInfo("muon", "torch.optim.Muon on hidden weight matrices + AdamW on the rest, lr·Ϝ(k/τ) for both",
+    OptimInfo("muon", "torch.optim.Muon on the hidden Linear weights and conv kernels (as out × in·kh·kw "
+                      "matrices) + AdamW on embeddings, output head, biases and norms; lr·Ϝ(k/τ) for both",
               {"lr": (1e-3, _real(0.0, low_open=True)), **_W,
                "adamw_lr": (None, _optional(_real(0.0, low_open=True))),
                "weight_decay": (0.0, _real(0.0)), "momentum": (0.95, _real(0.0, 1.0)),
@@ -210,6 +218,10 @@ def _resolve(name: str, total_steps: Any, hparams: dict[str, Any]) -> tuple[Opti
                          f"allowed are {', '.join(info.hparams)}")
     if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
         raise ValueError(f"total_steps={total_steps!r} is not allowed: expected an integer >= 1")
+    for one, other in info.exclusive:
+        if one in hparams and other in hparams:
+            raise ValueError(f"{one}={hparams[one]!r} and {other}={hparams[other]!r} both set the same thing "
+                             f"for optimizer {name!r}: give one of them")
     resolved = info.defaults | hparams
     for key, (_, checker) in info.hparams.items():
         resolved[key] = checker(key, resolved[key])

@@ -8,7 +8,9 @@ metrics); everything else lives here once:
   configuration asks, and wires the cadence.
 - `configure_optimizers` calls the runner's factory with two parameter groups (weight decay off,
   `weight_decay=0.0`, for tensors with fewer than two dimensions: biases, norm weights, the
-  quadratic's iterate) and the budget τ = `max_steps`.
+  quadratic's iterate) and the budget τ = `max_steps`. Each group's `muon` says, per tensor,
+  whether it is a hidden weight matrix (`hidden_matrices`): Muon takes those and AdamW the rest;
+  every other optimizer ignores the key.
 - Training metrics are logged every `log_every` steps and only then read on the host:
   `train/loss` (mean over the steps since the last log), `opt/mu_t` (the radius μ[t] the
   optimizer wrote into `group["mu_t"]`, else the group's `lr`), `opt/rms_step` (the optimizer's
@@ -62,17 +64,58 @@ def split_metrics(metrics: dict[str, float], split: str) -> dict[str, float]:
     return {f"{split}/{name[4:]}": value for name, value in metrics.items()}
 
 
+HIDDEN_LAYERS: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+EMBEDDINGS: tuple[type[nn.Module], ...] = (nn.Embedding, nn.EmbeddingBag)
+_UNDECLARED = object()
+
+
+def output_layers(net: nn.Module) -> tuple[nn.Module, ...]:
+    """The layers that produce the network's output (its head): `net.head` where the network
+    names one (a module, or a tuple or list of modules; None: no head); else, for an
+    `nn.Sequential`, its last top-level `Linear`/`Conv` layer; else none. A network whose output
+    is read through its token embedding (the character GPT's tied head) needs none: embedding
+    weights are never hidden matrices."""
+    head = getattr(net, "head", _UNDECLARED)
+    if head is _UNDECLARED:
+        if isinstance(net, nn.Sequential):
+            return tuple([m for m in net if isinstance(m, HIDDEN_LAYERS)][-1:])
+        return ()
+    if head is None:
+        return ()
+    return tuple(head) if isinstance(head, (tuple, list)) else (head,)
+
+
+def hidden_matrices(net: nn.Module) -> list[nn.Parameter]:
+    """The hidden weight matrices, in `net.parameters()` order: the weights of the `Linear` and
+    `Conv1d/2d/3d` layers outside the head (`output_layers`), less any tensor that is also an
+    embedding's weight (tied to it). Everything else — token and position embeddings, the head,
+    biases, norms' gains, any tensor below two dimensions — is not one. Muon takes these
+    (a convolution kernel as the matrix out_channels × in_channels·kh·kw) and AdamW the rest,
+    as Muon is run in practice (Jordan et al. 2024; Liu et al. 2025, Moonlight)."""
+    head = {id(p) for layer in output_layers(net) for p in layer.parameters()}
+    embedded = {id(m.weight) for m in net.modules() if isinstance(m, EMBEDDINGS)}
+    weights = {id(m.weight) for m in net.modules()
+               if isinstance(m, HIDDEN_LAYERS) and isinstance(m.weight, nn.Parameter)}
+    return [p for p in net.parameters() if id(p) in weights - head - embedded]
+
+
 def param_groups(net: nn.Module) -> list[dict]:
-    """Parameters with ≥ 2 dimensions (decayed), then the rest with `weight_decay=0.0`."""
+    """Parameters with ≥ 2 dimensions (decayed), then the rest with `weight_decay=0.0`.
+
+    Each group's `muon` marks which tensors Muon takes: a tuple with one flag per tensor of the
+    first group (True for a hidden matrix, `hidden_matrices`), False for the second. Only
+    `muon` reads it (`optimizers.peers.muon_flags`); the groups, their tensors and their order
+    are what every optimizer sees either way."""
+    hidden = {id(p) for p in hidden_matrices(net)}
     decay, no_decay = [], []
     for _, p in net.named_parameters():
         if p.requires_grad:
             (decay if p.ndim >= 2 else no_decay).append(p)
     groups = []
     if decay:
-        groups.append({"params": decay})
+        groups.append({"params": decay, "muon": tuple(id(p) in hidden for p in decay)})
     if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0})
+        groups.append({"params": no_decay, "weight_decay": 0.0, "muon": False})
     return groups
 
 

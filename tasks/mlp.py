@@ -6,7 +6,8 @@ from torch import nn
 
 
 def mlp(inputs: int, width: int, depth: int, outputs: int = 1) -> nn.Sequential:
-    """`depth` hidden layers of `width` GELU units between `inputs` and `outputs` features."""
+    """`depth` hidden layers of `width` GELU units between `inputs` and `outputs` features; the
+    last `Linear` is the output layer (`tasks.base.output_layers`)."""
     layers: list[nn.Module] = []
     fan_in = inputs
     for _ in range(depth):

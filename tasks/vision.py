@@ -41,7 +41,7 @@ class ResNet18(nn.Module):
             stages += [BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)]
             cin = cout
         self.stages = nn.Sequential(*stages)
-        self.head = nn.Linear(cin, classes)
+        self.head = nn.Linear(cin, classes)  # the output layer (tasks.base.output_layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stages(self.stem(x))
@@ -61,7 +61,7 @@ class ViT(nn.Module):
         self.blocks = nn.Sequential(*[Block(width, heads, dropout, causal=False)
                                       for _ in range(depth)])
         self.ln = nn.LayerNorm(width)
-        self.head = nn.Linear(width, classes)
+        self.head = nn.Linear(width, classes)  # the output layer (tasks.base.output_layers)
         init_weights(self, depth)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

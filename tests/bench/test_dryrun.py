@@ -156,7 +156,7 @@ def test_cli_dry_run_of_paper_with_given_step_times(capsys):
     out = capsys.readouterr().out
     suite = load_suite("paper")
     tuned = sum(len(o.lr_grid) for o in suite.optimizers if len(o.lr_grid) > 1)
-    runs_per_task = tuned * 3 + len(suite.optimizers) * 5
+    runs_per_task = tuned * len(suite.tune_seeds) + len(suite.optimizers) * len(suite.eval_seeds)
     steps = {task_label(t.name, t.overrides): _config(t).max_steps for t in suite.tasks}
     hours = sum(runs_per_task * s * (0.05 if label.startswith("cifar10") else 0.1) / 3600
                 for label, s in steps.items())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import yaml
 
@@ -83,3 +84,35 @@ def test_log_grid_is_geometric():
     grid = suite.optimizers[1].lr_grid
     ratios = [b / a for a, b in zip(grid, grid[1:])]
     assert all(math.isclose(r, 10 ** 0.5, rel_tol=1e-5) for r in ratios)
+
+
+# The `paper` suite's power claim, as its YAML comment states it: the sd of the paired log-ratios
+# up to which its evaluation seeds keep 80% TOST power at the worst-case Holm level.
+PAPER_POWER_SD, PAPER_POWER_TARGET = 0.016, 0.8
+
+
+def test_paper_eval_seeds_keep_the_power_its_comment_states():
+    from analysis.summary import Options
+    from analysis.verdict import holm_levels, seeds_for_equivalence, tost_power
+    from common.store_schema import config_label
+
+    suite = load_suite("paper")
+    labels = [config_label(o.name, o.hparams) for o in suite.optimizers]
+    m = len(suite.compare.pairs(labels)) * len(suite.tasks)
+    alpha = Options().alpha
+    level = float(holm_levels(np.full(m, 0.5), alpha).min())  # worst case: α/m
+    assert level == pytest.approx(alpha / m)
+    assert suite.compare.margin.kind == "relative" and not suite.compare.per_task
+    theta = math.log1p(suite.compare.margin.value)  # decided on log-ratios against log(1 + δ)
+    counts = {len(suite.eval_seeds_of(t)) for t in suite.tasks}
+    assert len(counts) == 1
+    n = counts.pop()
+    power = tost_power(n, PAPER_POWER_SD, theta, level)
+    assert power >= PAPER_POWER_TARGET
+    assert n == seeds_for_equivalence(PAPER_POWER_SD, theta, level, PAPER_POWER_TARGET)  # no seed to spare
+    with open(suite.source, encoding="utf-8") as f:  # the comment states the same numbers
+        text = f.read()
+    stated = (f"The {n} evaluation seeds", f"{m} comparisons", f"n = {n}, sd = {PAPER_POWER_SD:g}",
+              f"level = {alpha:g}/{m} = {level:.3g}", f"power {power:.2f}")
+    missing = [s for s in stated if s not in " ".join(text.replace("#", " ").split())]
+    assert not missing, missing

@@ -173,6 +173,9 @@ def test_bad_hyperparameters_raise_naming_the_key(name) -> None:
     ("muphi", {"gamma": 0.95}, r"gamma=0.95.*gamma <= betas\[0\]"),
     ("muphi", {"weight_decay_in_step": True, "decoupled_weight_decay": False}, r"weight_decay_in_step=True"),
     ("muphi", {"lr": 1.5}, r"lr=1.5.*\(0, 1\]"),
+    ("muphi", {"beta": 0.0, "betas": (0.9, 0.999)}, r"beta=0.0 and betas=.*give one of them"),
+    ("muphi", {"beta": 1.0}, r"beta=1.0.*\[0, 1\)"),
+    ("muphi", {"beta": 0.5, "gamma": 0.6}, r"gamma=0.6.*gamma <= betas\[0\] = 0.5"),
     ("adamw", {"window": "cosine", "warmup": 0.6, "plateau": 0.4}, r"warmup \+ plateau"),
     ("adamw", {"p": 2.0}, r"p=2.0.*only 'root'"),
     ("sgd", {"momentum": 1.0}, r"momentum=1.0"),
@@ -193,6 +196,23 @@ def test_unknown_optimizer_lists_the_known_ones() -> None:
 def test_yaml_style_lists_are_accepted_and_resolved() -> None:
     resolved = resolve_hparams("muphi", total_steps=10, betas=[0.8, 0.99])
     assert resolved["betas"] == (0.8, 0.99) and resolved["window"] == "cosine"
+
+
+def test_scalar_beta_is_betas_first_entry() -> None:
+    """A suite writes the smoothing pole as one number (`beta: 0` is the unsmoothed "Base"): the
+    optimizer built from it equals the one built from `betas`, step for step."""
+    torch.manual_seed(0)
+    grads = [torch.randn(5, dtype=torch.float64) for _ in range(4)]
+    weights = []
+    for hparams in ({"beta": 0.0}, {"betas": (0.0, 0.999)}):
+        w = torch.ones(5, dtype=torch.float64, requires_grad=True)
+        opt = build_optimizer("muphi", [w], total_steps=4, **hparams)
+        assert opt.param_groups[0]["betas"] == (0.0, 0.999)
+        for g in grads:
+            w.grad = g.clone()
+            opt.step()
+        weights.append(w.detach().clone())
+    assert torch.equal(*weights)
 
 
 def test_param_groups_keep_their_own_learning_rates() -> None:
