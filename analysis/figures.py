@@ -23,7 +23,7 @@ from analysis import style
 from analysis.aggregate import integrated_score, profile
 from analysis.curves import TaskCurves, task_curves
 from analysis.figures_theory import diagnostics, window_family
-from analysis.grid import factor_grid
+from analysis.grid import factor_grid, factor_grid_train
 from analysis.panels import draw_curves, legend_below, log_scale_fits, panel_grid
 from analysis.summary import Analysis
 
@@ -232,10 +232,12 @@ def train_curves(store) -> dict:
 
 
 def build_figures(a: Analysis, sensitivity: pd.DataFrame | None = None, grid: str | None = None,
-                  train: dict | None = None) -> dict[str, Figure]:
+                  train: dict | None = None, grid_best: pd.DataFrame | None = None) -> dict[str, Figure]:
     """Every figure of the report, unsaved: (a)–(f), (b′) when `train/loss` was logged, (g) when
-    the tune stage is in the store, and the panel grid over `grid`'s levels when asked.
-    `train`: the training curves when the caller has them already (`train_curves`)."""
+    the tune stage is in the store, and the panel grid over `grid`'s levels when asked (with its
+    training-loss companion when `train/loss` was logged). `train`: the training curves when the
+    caller has them already (`train_curves`); `grid_best`: the best-point verdict likewise
+    (`analysis.grid.best_verdict`)."""
     style.apply()
     looks = style.looks(a.store.runs["config"])
     figures = {"a_windows": window_family(), "b_curves": convergence(a, looks)}
@@ -247,14 +249,17 @@ def build_figures(a: Analysis, sensitivity: pd.DataFrame | None = None, grid: st
     if sensitivity is not None and not sensitivity.empty:
         figures["g_lr_sensitivity"] = lr_sensitivity(a, sensitivity, looks)
     if grid is not None:
-        figures[f"h_grid_{grid}"] = factor_grid(a, grid, looks)
+        figures[f"h_grid_{grid}"] = factor_grid(a, grid, grid_best)
+        if train:
+            figures[f"h_grid_{grid}_train"] = factor_grid_train(a, grid, train)
     return figures
 
 
 def all_figures(a: Analysis, out: Path, sensitivity: pd.DataFrame | None = None, *, grid: str | None = None,
-                provenance: style.Provenance | None = None, train: dict | None = None) -> dict[str, Path]:
+                provenance: style.Provenance | None = None, train: dict | None = None,
+                grid_best: pd.DataFrame | None = None) -> dict[str, Path]:
     """Draw every figure (`build_figures`) into `out` as PNG and PDF; name → PNG path. The paper
     style holds while drawing and saving only (the caller's matplotlib settings are restored)."""
     with matplotlib.rc_context():
         return {name: style.save(fig, out, name, provenance)
-                for name, fig in build_figures(a, sensitivity, grid, train).items()}
+                for name, fig in build_figures(a, sensitivity, grid, train, grid_best).items()}

@@ -153,9 +153,36 @@ def _figures_in(section: str, figures: dict[str, Path]) -> list[str]:
     return [figure_html(n, p) for pattern in patterns for n, p in figures.items() if fnmatch(n, pattern)]
 
 
-def task_section(a: Analysis, figures: dict[str, Path], looks: dict, train: dict) -> list[str]:
+def grid_html(a: Analysis, figures: dict[str, Path], tables: dict[str, pd.DataFrame]) -> list[str]:
+    """The grid table (`grid_<factor>`, written when the report drew a factor grid) under the
+    grid figures, with what its "best point" means and which test decides it."""
+    parts = []
+    for name, table in tables.items():
+        if not name.startswith("grid_"):
+            continue
+        factor = name[len("grid_"):]
+        shown = [f"<code>{html.escape(f)}</code>" for f in (f"h_grid_{factor}", f"h_grid_{factor}_train")
+                 if f in figures]
+        tests = sorted({t for col in ("test_end", "test_best") for t in table[col].dropna()})
+        extreme = "minimum" if a.declared.better == "lower" else "maximum"
+        parts.append(
+            f"<h3 id='grid-{html.escape(factor)}'>By {html.escape(factor)}: verdicts per panel</h3>"
+            f"<p>Figures {' and '.join(shown)} draw one panel per level of {html.escape(factor)}; the table "
+            f"<code>tables/{html.escape(name)}.csv</code> gives each panel's pairs, at the end of training (the "
+            f"verdict above) and at the best point (every row: <code>tables/verdict_best.csv</code>). "
+            f"The best point is each run's best {html.escape(a.options.metric)} along its evaluation curve (its "
+            f"{extreme}) in place of its final value, decided by the same rule — "
+            f"{html.escape(' or '.join(tests) or 'the paired test')} on the per-seed paired differences "
+            f"against the same margin, at the level Holm's procedure gives the row in the same family, a "
+            f"diverged run still counted as diverged.</p>" + _table(table, f"table-{name}"))
+    return parts
+
+
+def task_section(a: Analysis, figures: dict[str, Path], looks: dict, train: dict,
+                 tables: dict[str, pd.DataFrame] | None = None) -> list[str]:
     """Per task: the interactive curves (evaluation, then training loss when logged) and the
-    paired differences against the reference; then the static figures of this section."""
+    paired differences against the reference; then the static figures of this section, and the
+    grid's verdict table when the report drew a factor grid (`grid_html`)."""
     parts = ["<section id='tasks'><h2>2. Per task: curves and paired differences</h2>"]
     rel = relative_differences(a)
     for k, (task, tc) in enumerate(a.curves.items()):
@@ -171,7 +198,7 @@ def task_section(a: Analysis, figures: dict[str, Path], looks: dict, train: dict
             cols = ["config", "n", "mean_diff", "ci_low", "ci_high", "mean_diff_pct", "ci_low_pct", "ci_high_pct", "p_holm"]
             parts.append(f"<p>Paired differences against {html.escape(a.baseline)} (config − reference; "
                          f"_pct: in % of the reference's mean final value):</p>" + _table(rows[cols]))
-    parts += _figures_in("tasks", figures) + ["</section>"]
+    parts += _figures_in("tasks", figures) + grid_html(a, figures, tables or {}) + ["</section>"]
     return parts
 
 
@@ -238,7 +265,7 @@ def render_html(a: Analysis, figures: dict[str, Path], tables: dict[str, pd.Data
         f"<p class='question'>{html.escape(question(a))}</p>", verdict_matrix_html(a), verdict_html(a),
         "</section>",
     ]
-    parts += task_section(a, figures, looks, train)
+    parts += task_section(a, figures, looks, train, tables)
     parts += ["<section id='across'><h2>3. Across tasks</h2>"]
     if not a.aggregate.empty:
         parts.append("<p>Normalised scores (1: the task's best configuration median, 0: its worst):</p>"

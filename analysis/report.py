@@ -26,6 +26,7 @@ from pathlib import Path
 from analysis import style
 from analysis.claims import verdict_methods
 from analysis.figures import all_figures, train_curves
+from analysis.grid import best_verdict, factor_levels, grid_table, verdict_best_table
 from analysis.page import render_html
 from analysis.sensitivity import lr_sensitivity
 from analysis.store import load_store
@@ -186,8 +187,10 @@ def write_analysis(a: Analysis, out: str | Path, *, grid: str | None = None, wan
     folder whole (see the module docstring); `ReportWriteError` when that fails.
 
     grid: a hyperparameter name (`window`, `gamma`, `numerator`, …): also draw `h_grid_<grid>`,
-    one panel per level of that factor and task, the configurations at that level overlaid
-    (`analysis.grid`); ValueError when no configuration sets it."""
+    one panel per level of that factor and task, the configurations at that level overlaid, and
+    `h_grid_<grid>_train` on the training loss when it was logged (`analysis.grid`); and write
+    `tables/verdict_best.csv` (the verdict on each run's best point) and `tables/grid_<grid>.csv`
+    (per task and level, the end and best verdicts); ValueError when no configuration sets it."""
     out = Path(out)
     check_replaceable(out, a.store.root)
     try:
@@ -222,8 +225,16 @@ def _write_into(a: Analysis, out: Path, *, grid: str | None, wandb: bool) -> Rep
     sensitivity = lr_sensitivity(store, a.options.metric)
     provenance_ = style.store_provenance(store.root, store.runs["git_commit"])
     train = train_curves(store)  # once, for the static figure and the page's interactive plot
-    figures = all_figures(a, out / "figures", sensitivity, grid=grid, provenance=provenance_, train=train)
+    best = None
+    if grid is not None:
+        factor_levels(a, grid)  # an unknown factor stops the report before any work
+        best = best_verdict(a)  # once, for the grid's boxes and its tables
+    figures = all_figures(a, out / "figures", sensitivity, grid=grid, provenance=provenance_, train=train,
+                          grid_best=best)
     tables = report_tables(a)
+    if grid is not None:
+        tables["verdict_best"] = verdict_best_table(best)
+        tables[f"grid_{grid}"] = grid_table(a, grid, best)
     if not sensitivity.empty:
         tables["lr_sensitivity"] = sensitivity
     written = write_tables(tables, out / "tables")

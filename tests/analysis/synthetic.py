@@ -133,3 +133,72 @@ def write_store(root: str | Path, spec: Synthetic = Synthetic()) -> Path:
                  "choice": {f"{t}|{c}": 1e-3 for t in spec.tasks for c, _ in spec.effects}}
     (root / "selection.json").write_text(json.dumps(selection))
     return root
+
+
+# --- arms with curves of any shape --------------------------------------------------------------
+#
+# The general form of the store above, for designs whose curves are not one shape shifted: each
+# arm gives its mean test loss as a function of r = t/τ (U-shaped curves, crossings), and is
+# recorded with its hyperparameters. Per run, test/loss = curve(r)·(1 + seed term + run term) +
+# noise; val/loss = test/loss − 0.01 and train/loss = test/loss − 0.1 are logged with it.
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One configuration of a designed store: its optimizer and hyperparameters (the label is
+    built from them, as the runner does) and its mean test-loss curve."""
+
+    optimizer: str
+    hparams: tuple[tuple[str, object], ...]  # recorded and in the label (lr apart)
+    curve: object  # callable: r = t/τ in (0, 1] → mean test loss
+    diverged: tuple[tuple[int, int], ...] = ()  # (seed, step) of runs that diverge
+
+    @property
+    def config(self) -> str:
+        from common.store_schema import config_label
+        return config_label(self.optimizer, dict(self.hparams))
+
+
+def write_arms_store(root: str | Path, tasks: tuple[str, ...], arms: tuple[Arm, ...], *, n_seeds: int = 5,
+                     max_steps: int = 1000, eval_every: int = 50, seed_sd: float = 0.03,
+                     run_sd: float = 0.003, noise_sd: float = 0.002, random_seed: int = 0,
+                     compare: dict | None = None) -> Path:
+    """Write a store of `arms` on `tasks` (eval stage, lr 1e-3 each); with `compare`, also its
+    `compare.json` (as the runner writes the suite's `compare:` section)."""
+    from common.store_schema import RunKey
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(random_seed)
+    steps = np.arange(eval_every, max_steps + 1, eval_every, dtype=np.int64)
+    r = steps / max_steps
+    run_rows, frames = [], []
+    for ti, task in enumerate(tasks):
+        seed_terms = rng.normal(0.0, seed_sd, n_seeds)
+        for arm in arms:
+            diverged = dict(arm.diverged)
+            for seed in range(n_seeds):
+                key = RunKey.of(task, {}, arm.optimizer, dict(arm.hparams), 1e-3, seed)
+                status = "diverged" if seed in diverged else "done"
+                run_rows.append({
+                    "run_id": key.run_id, "suite": "synthetic", "stage": "eval", "task": task, "preset": "smoke",
+                    "optimizer": arm.optimizer, "config": arm.config, "lr": 1e-3, "seed": seed,
+                    "derived_seed": 1000 * ti + seed, "hparams": json.dumps({"lr": 1e-3} | dict(arm.hparams)),
+                    "status": status, "diverged_step": float(diverged.get(seed, np.nan)), "max_steps": max_steps,
+                    "wall_time_s": 1.0, "git_commit": "a" * 40, "git_dirty": False,
+                    "provenance": json.dumps({"torch": "2.13", "cpu": "x86_64", "gpu": None, "host": "node"}),
+                    "error": ""})
+                test = (np.asarray(arm.curve(r), float) * (1 + 0.1 * ti + seed_terms[seed] + rng.normal(0, run_sd))
+                        + rng.normal(0.0, noise_sd, steps.size))
+                keep = steps < diverged[seed] if status == "diverged" else np.ones(steps.size, bool)
+                for metric, values in (("test/loss", test), ("val/loss", test - 0.01), ("train/loss", test - 0.1)):
+                    frames.append(pd.DataFrame({"run_id": key.run_id, "step": steps[keep], "metric": metric,
+                                                "value": values[keep]}))
+    runs = pd.DataFrame(run_rows).astype({"seed": "int64", "derived_seed": "int64", "max_steps": "int64"})
+    runs.to_parquet(root / "runs.parquet", index=False)
+    results = pd.concat(frames, ignore_index=True).astype({"step": "int64", "value": "float64"})
+    results.to_parquet(root / "results.parquet", index=False)
+    (root / "selection.json").write_text(json.dumps({"rule": "designed", "choice": {}}))
+    if compare is not None:
+        (root / "compare.json").write_text(json.dumps(compare))
+    return root

@@ -55,7 +55,8 @@ def figures(analysis):
 
 def test_every_figure_is_built_with_nothing_clipped(figures):
     assert set(figures) == {"a_windows", "b_curves", "b_train_curves", "c_forest", "d_critical_difference",
-                            "e_profiles", "f_diagnostics", "g_lr_sensitivity", "h_grid_window"}
+                            "e_profiles", "f_diagnostics", "g_lr_sensitivity", "h_grid_window",
+                            "h_grid_window_train"}
     for name, fig in figures.items():
         assert style.clipped(fig) == [], name
 
@@ -215,9 +216,9 @@ def test_grid_has_one_panel_per_task_and_level(figures, analysis):
     axes = figures["h_grid_window"].axes
     levels = ("constant", "cosine", "linear")
     assert len(axes) == len(analysis.curves) * len(levels)
-    assert [ax.get_title() for ax in axes[:len(levels)]] == [f"window = {w}" for w in levels]  # top row
-    rows = [ax.get_ylabel().split("\n")[0] for ax in axes[::len(levels)]]
-    assert rows == list(analysis.curves)  # one row per task, named on its first panel
+    assert [ax.get_title() for ax in axes[:len(levels)]] == [f"window = {w}" for w in levels]  # first block
+    blocks = [ax.figure.get_suptitle() for ax in axes[::len(levels)]]
+    assert blocks == list(analysis.curves)  # one block per task, named by its title
 
 
 def test_grid_levels_come_from_hparams_before_the_label(analysis):
