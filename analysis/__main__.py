@@ -32,8 +32,11 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--metric", default=None,
                    help="endpoint metric (default test/loss, or val/loss when the store has no test split)")
     r.add_argument("--grid", default=None, metavar="FACTOR",
-                   help="also draw the panel grid: one panel per level of this hyperparameter (window, gamma, "
-                        "numerator, ...), the configurations overlaid in each")
+                   help="also draw the panel grid in the published layout: per task one panel per level of "
+                        "this hyperparameter (window, gamma, numerator, ...; for gamma, beta = 0 is 'Base'), "
+                        "the arms overlaid with seed bands and their paired verdict at the end and at the "
+                        "best point (figures h_grid_FACTOR, h_grid_FACTOR_train; tables grid_FACTOR.csv, "
+                        "verdict_best.csv)")
     r.add_argument("--refuse-mixed-commits", action="store_true",
                    help="stop instead of warning when the runs come from several git commits")
     r.add_argument("--no-wandb", action="store_true", help="do not log the tables to W&B")
