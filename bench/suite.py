@@ -28,6 +28,8 @@ from common.store_schema import config_label, task_label
 Scalar = bool | int | float | str
 SeedBatch = int | str  # seeds per run group: an integer ≥ 1 (1: one seed per run) or "auto"
 PRESET_NAMES = ("smoke", "quick", "paper")
+# Task settings that choose how fast a device runs a task, not what is trained (tasks.config).
+DEVICE_SETTINGS = ("precision", "compile_model", "channels_last")
 SELECTION_STATISTICS = ("median", "mean")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -105,13 +107,15 @@ class Suite:
     def at_preset(self, preset: str) -> Suite:
         """The same design at another scale (`bench run SUITE --preset smoke`): every task at
         `preset`, keeping the overrides that say *what* is trained (strings and booleans, e.g.
-        `model: vit`, `corpus: shakespeare-char`) and dropping the numeric ones (sizes, budgets,
-        cadence), which the preset sets; optimizers, seeds, selection and the question stay.
-        The suite is named `NAME-PRESET`, so its runs and results folder are its own."""
+        `model: vit`, `corpus: shakespeare-char`, `download: true`) and dropping the numeric ones
+        (sizes, budgets, cadence) and the device settings (`DEVICE_SETTINGS`), which the preset
+        sets; optimizers, seeds, selection and the question stay. The suite is named
+        `NAME-PRESET`, so its runs and results folder are its own."""
         if preset not in PRESET_NAMES:
             raise SuiteError(self.source, "preset", f"must be one of {list(PRESET_NAMES)}, got {shown(preset)}")
         tasks = tuple(dataclasses.replace(t, preset=preset, overrides=tuple(
-            (k, v) for k, v in t.overrides if isinstance(v, (bool, str)))) for t in self.tasks)
+            (k, v) for k, v in t.overrides if isinstance(v, (bool, str)) and k not in DEVICE_SETTINGS))
+            for t in self.tasks)
         if len(set(tasks)) != len(tasks):
             raise SuiteError(self.source, "tasks", f"two tasks become the same at preset {preset!r}: "
                                                    "they differ only in numeric overrides")
