@@ -372,7 +372,12 @@ def _task_seeds(raw: Any, source: str, key: str, tune: tuple[int, ...]) -> tuple
     """A task's own `seeds: {eval: …}` (a published design runs a different number of seeds per
     task); its tuning seeds are the suite's."""
     doc = _mapping(raw, source, key, allowed={"eval"}, required={"eval"})
-    evals = _seed_list(doc["eval"], source, f"{key}.eval")
+    return _eval_seeds(doc["eval"], source, key, tune)
+
+
+def _eval_seeds(raw: Any, source: str, key: str, tune: tuple[int, ...]) -> tuple[int, ...]:
+    """`KEY.eval`: at least one seed, none of them a tuning seed."""
+    evals = _seed_list(raw, source, f"{key}.eval")
     if not evals:
         raise SuiteError(source, f"{key}.eval", "is empty; give ≥ 1 evaluation seed")
     shared = sorted(set(tune) & set(evals))
@@ -394,14 +399,7 @@ def _first_repeat(values: tuple | list) -> Any:
 def _seeds(raw: Any, source: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
     doc = _mapping(raw, source, "seeds", allowed={"tune", "eval"}, required={"eval"})
     tune = _seed_list(doc.get("tune", []), source, "seeds.tune")
-    evals = _seed_list(doc["eval"], source, "seeds.eval")
-    if not evals:
-        raise SuiteError(source, "seeds.eval", "is empty; give ≥ 1 evaluation seed")
-    shared = sorted(set(tune) & set(evals))
-    if shared:
-        raise SuiteError(source, "seeds", f"tuning and evaluation seeds must be disjoint; "
-                                          f"both contain {shown(shared)}")
-    return tune, evals
+    return tune, _eval_seeds(doc["eval"], source, "seeds", tune)
 
 
 def check_plan_size(doc: dict[str, Any], source: str, max_runs: int) -> None:

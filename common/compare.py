@@ -13,11 +13,11 @@ Every configuration is compared with every reference; a reference is compared wi
 references declared before it (never with itself), so each pair appears once.
 
 A design that pairs its arms one to one (the seed paper's par-cor numerator against the
-moment numerator at each filter zero γ) lists the pairs instead of `references`:
+unit numerator at each filter zero γ) lists the pairs instead of `references`:
 
     compare:
       pairs:                            # [configuration, its reference], each pair one row
-        - [muphi[numerator=parcor-c5b0935,gamma=0.31], muphi[numerator=moment-c5b0935,gamma=0.31]]
+        - [muphi[numerator=parcor-c5b0935,gamma=0.31], muphi[numerator=one,gamma=0.31]]
       margin: {relative: 0.02}
 
 Only the listed pairs are compared; the references are the pairs' second members, in order.
