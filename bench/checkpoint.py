@@ -5,17 +5,25 @@ of training (it saves "last" only in a step where a top-k checkpoint was saved),
 mid-way had nothing to resume from. This callback saves the full training state (weights,
 optimizer, loops, callback states such as the tidy rows) after each validation to a temporary
 sibling and renames it over `last.ckpt`: a kill mid-write leaves the previous checkpoint whole.
+
+A run that finished (done or diverged) needs its checkpoints no more: `remove_checkpoints`
+deletes them once its DONE is on disk (`bench run --keep-checkpoints` keeps them). A failed or
+interrupted run keeps them: its next attempt resumes from them.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 from pathlib import Path
 
 from pytorch_lightning import Callback, LightningModule, Trainer
 
 from bench.atomic import TMP_MARK
+from bench.store import RunFolder
 
+log = logging.getLogger(__name__)
 LAST = "last.ckpt"
 
 
@@ -37,3 +45,23 @@ class LastCheckpoint(Callback):
         if trainer.is_global_zero:
             os.replace(tmp, self.path)
         trainer.strategy.barrier("last_checkpoint")
+
+
+def remove_checkpoints(run_dir: Path) -> None:
+    """Delete the checkpoints of the finished run in `run_dir`: only when its DONE exists, and
+    only after the folder's entries are flushed to disk (DONE is renamed into place; the rename
+    is durable once the directory is synced), so a crash never leaves a run with neither its
+    DONE nor its checkpoints. A failure to delete is logged: the run is finished all the same."""
+    folder = RunFolder(run_dir)
+    if not folder.checkpoint_dir.exists() or not folder.done_file.exists():
+        return
+    try:
+        fd = os.open(folder.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        shutil.rmtree(folder.checkpoint_dir)
+    except OSError as err:
+        log.warning("%s: could not delete the checkpoints of a finished run: %s",
+                    folder.checkpoint_dir, err)

@@ -28,6 +28,7 @@ class RunOptions:
     strategy: str = "auto"  # Lightning strategy, e.g. ddp for several devices
     accelerator: str = "auto"
     checkpoints: bool = False  # a checkpoint after each validation; else restart from scratch
+    keep_checkpoints: bool = False  # keep them once the run finished (else deleted after DONE)
     threads: int = 1  # torch intra-op threads of the process running the run
     interactive: bool = False  # Lightning's progress bar and model summary
 
@@ -142,7 +143,9 @@ def execute_run(spec: RunSpec, run_dir: Path, options: RunOptions,
     """Run `spec` into `run_dir`: DONE on success or divergence, FAILED with traceback otherwise.
 
     Any exception of the task, the optimizer or the store becomes a `failed` outcome; only the
-    death of the process itself escapes, and the caller records that.
+    death of the process itself escapes, and the caller records that. A finished run's
+    checkpoints are deleted after its DONE unless `options.keep_checkpoints`; a failed run
+    keeps them, to resume from.
     """
     folder = RunFolder(run_dir)
     if launched_rank() != 0:  # an extra DDP rank: trains, leaves the store to rank 0
@@ -155,10 +158,15 @@ def execute_run(spec: RunSpec, run_dir: Path, options: RunOptions,
         result = fit(spec, folder.path, options)
         if result.global_rank != 0:
             return Outcome("done")
-        return record_result(folder, result, provenance, time.perf_counter() - started)
+        outcome = record_result(folder, result, provenance, time.perf_counter() - started)
     except Exception as err:  # noqa: BLE001 - every failure of a run is recorded, then reported
         log.warning("%s failed: %s: %s", spec.run_id, type(err).__name__, err)
         return record_error(spec, folder, err, provenance, time.perf_counter() - started)
+    if not options.keep_checkpoints:
+        from bench.checkpoint import remove_checkpoints
+
+        remove_checkpoints(folder.path)
+    return outcome
 
 
 def record_result(folder: RunFolder, result: FitResult, provenance: dict[str, Any],

@@ -5,7 +5,8 @@ Each member's folder is written as its one-seed run writes it (`bench.execute.ex
 seeds), and `provenance.json` also records the group: its run ids and its wall time. With
 checkpoints on, the group's Lightning checkpoint lives in its first member's folder, under
 `checkpoints/group/` (a one-seed attempt of that run never reads it); a checkpoint of a group
-with other seeds is discarded, as the group then starts from scratch.
+with other seeds is discarded, as the group then starts from scratch. Once every member's DONE is
+written, the members' checkpoints are deleted (unless `keep_checkpoints`), as a one-seed run's.
 """
 
 from __future__ import annotations
@@ -136,10 +137,16 @@ def execute_group(job: GroupJob, options: RunOptions,
         results = fit_group(specs, [f.path for f in folders], options)
         wall = time.perf_counter() - started
         group["wall_time_s"] = wall
-        return [record_result(folder, result, provenance, wall / len(specs))
-                for result, folder, provenance in zip(results, folders, provenances)]
+        outcomes = [record_result(folder, result, provenance, wall / len(specs))
+                    for result, folder, provenance in zip(results, folders, provenances)]
     except Exception as err:  # noqa: BLE001 - every failure of a group is recorded, then reported
         wall = time.perf_counter() - started
         log.warning("group of %s failed: %s: %s", specs[0].run_id, type(err).__name__, err)
         return [record_error(spec, folder, err, provenance, wall / len(specs))
                 for spec, folder, provenance in zip(specs, folders, provenances)]
+    if not options.keep_checkpoints:  # every member's DONE first: the group's lives in the first
+        from bench.checkpoint import remove_checkpoints
+
+        for folder in folders:
+            remove_checkpoints(folder.path)
+    return outcomes

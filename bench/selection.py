@@ -2,12 +2,21 @@
 
 The selection metric is one the suite's tasks declare (`common.metrics`), on the validation
 split, and it is optimised in its declared direction: lowest `val/loss`, highest `val/acc`.
+
+Stage gating: a (task, configuration) is evaluated only when its tuning is complete — every
+tuning run finished (done or diverged) — and not every one of them diverged. Otherwise its
+choice in `selection.json` has `"lr": null` and `"skipped"` says why, and no evaluation run of it
+starts. `allow_incomplete` (`bench run --allow-incomplete-tuning`) evaluates it anyway with what
+finished (a run that did not finish counts as +inf; when none gives a value, the smallest lr),
+and its choice records `"allowed_incomplete"` with the same reason. A configuration with one lr
+has no tuning stage and is never gated.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -21,6 +30,8 @@ from common.metrics import Declarations, Metric, MetricError
 from common.store_schema import task_label
 
 log = logging.getLogger(__name__)
+# The states of a tuning run that did not finish, as a reason names them.
+UNFINISHED_WORDS = {"failed": "failed", "unfinished": "interrupted", "missing": "never started"}
 
 
 def suite_metrics(suite: Suite) -> Declarations:
@@ -68,9 +79,27 @@ def score(values: list[float], rule: Selection, sign: float = 1.0) -> float:
     return float(np.median(oriented) if rule.statistic == "median" else np.mean(oriented))
 
 
-def select(suite: Suite, store: ResultsStore,
-           tune: list[RunSpec]) -> tuple[dict[tuple[str, str], float], dict[str, Any]]:
-    """The chosen lr per (task label, configuration) and the `selection.json` document."""
+def tuning_problem(states: dict[str, str], scores: dict[float, float]) -> str | None:
+    """Why a tuning stage cannot choose an lr (`states`: the state of each of its runs by run
+    id; `scores`: each lr's score); None when it can."""
+    unfinished = Counter(state for state in states.values() if state not in FINISHED)
+    if unfinished:
+        what = ", ".join(f"{n} {UNFINISHED_WORDS.get(state, state)}"
+                         for state, n in sorted(unfinished.items()))
+        return (f"{sum(unfinished.values())} of its {len(states)} tuning runs did not finish "
+                f"({what}); the next `bench run` retries them (a failed one up to --max-retries "
+                f"times)")
+    if all(math.isinf(s) for s in scores.values()):
+        return (f"every one of its {len(states)} tuning runs diverged: no lr of the grid gave "
+                f"a finite value (move the grid toward smaller lrs)")
+    return None
+
+
+def select(suite: Suite, store: ResultsStore, tune: list[RunSpec], *,
+           allow_incomplete: bool = False) -> tuple[dict[tuple[str, str], float], dict[str, Any]]:
+    """The chosen lr per (task label, configuration) that may be evaluated, and the
+    `selection.json` document (every (task, configuration), the skipped ones with `lr` null and
+    the reason under `skipped`; see the module docstring)."""
     chosen: dict[tuple[str, str], float] = {}
     entries = []
     declared = selection_metric(suite)
@@ -94,13 +123,19 @@ def select(suite: Suite, store: ResultsStore,
                                  f"e.g. {unlogged[0]}")
             scores = {lr: score(v, suite.selection, sign) for lr, v in values.items()}
             best = min(opt.lr_grid, key=lambda lr: (scores[lr], lr))
-            incomplete = [s.run_id for s in runs if store.folder(s).state() not in FINISHED]
-            if incomplete:
-                log.warning("%s %s: %d tuning runs did not finish; they count as +inf",
-                            key[0], key[1], len(incomplete))
-            if math.isinf(scores[best]):
-                log.warning("%s %s: every tuning run diverged or failed; using the smallest lr",
-                            key[0], key[1])
+            states = {s.run_id: store.folder(s).state() for s in runs}
+            incomplete = [run_id for run_id, state in states.items() if state not in FINISHED]
+            recorded = {repr(lr): (None if math.isinf(s) else sign * s) for lr, s in scores.items()}
+            problem = tuning_problem(states, scores)
+            if problem is not None and not allow_incomplete:
+                log.warning("%s %s: evaluation skipped: %s; --allow-incomplete-tuning evaluates "
+                            "it with what finished", key[0], key[1], problem)
+                entries.append({**entry, "lr": None, "skipped": problem, "at_grid_edge": False,
+                                "incomplete": incomplete, "scores": recorded})
+                continue
+            if problem is not None:
+                log.warning("%s %s: evaluated at lr %g despite its tuning (--allow-incomplete-"
+                            "tuning): %s", key[0], key[1], best, problem)
             # The best lr at an end of the grid may not be the best lr: the grid is too narrow.
             at_edge = (best == opt.lr_grid[0] or best == opt.lr_grid[-1]) and math.isfinite(scores[best])
             if at_edge:
@@ -109,11 +144,12 @@ def select(suite: Suite, store: ResultsStore,
                             list(opt.lr_grid))
             chosen[key] = best
             entries.append({**entry, "lr": best, "at_grid_edge": at_edge, "incomplete": incomplete,
-                            "scores": {repr(lr): (None if math.isinf(s) else sign * s)
-                                       for lr, s in scores.items()}})
+                            **({"allowed_incomplete": problem} if problem is not None else {}),
+                            "scores": recorded})
     doc = {"suite": suite.name, "rule": suite.selection.describe(declared.better),
            "metric": metric, "direction": declared.better, "statistic": suite.selection.statistic,
            "tuning_seeds": list(suite.tune_seeds), "evaluation_seeds": list(suite.eval_seeds),
+           "allow_incomplete_tuning": allow_incomplete,
            **({"evaluation_seeds_per_task": {task_label(t.name, t.overrides): list(t.eval_seeds)
                                              for t in suite.tasks if t.eval_seeds}}
               if any(t.eval_seeds for t in suite.tasks) else {}),

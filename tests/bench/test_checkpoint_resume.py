@@ -20,7 +20,8 @@ from tests.bench.helpers import ROOT, TIMING, bench_env
 def test_resume_from_last_checkpoint_keeps_rows(tmp_path, caplog):
     spec = RunSpec(suite="t", stage="eval", task="quadratic", preset="smoke", task_overrides=(),
                    optimizer="muphi", hparams=(("window", "linear"),), lr=1e-2, seed=1)
-    options = RunOptions(wandb="disabled", checkpoints=True)
+    # kept after the run finished, to play the part of a checkpoint written just before a kill
+    options = RunOptions(wandb="disabled", checkpoints=True, keep_checkpoints=True)
     run_dir = tmp_path / "run"
     assert execute_run(spec, run_dir, options, {}).status == "done"
     first = pd.read_parquet(run_dir / "metrics.parquet")
