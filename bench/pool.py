@@ -6,8 +6,12 @@ cores. Each talks to the driver over its own pipe; a worker that dies (killed, o
 is noticed through its process sentinel, its run is recorded as failed, and a fresh worker
 takes its place. A run past its time limit (`Job.timeout_s`) has its worker killed the same way
 and is recorded `failed` with reason `timeout`. Workers die with the driver (PR_SET_PDEATHSIG),
-so a killed sweep leaves no orphan writing into the results directory. Each worker may be
-pinned to its own GPU(s) through `CUDA_VISIBLE_DEVICES`, set before it imports torch.
+so a killed sweep leaves no orphan writing into the results directory. A run on several
+devices runs in a process group of its own (`bench.train.run_in_subprocess`), whose id its
+worker sends the driver: a timeout, a worker's death or closing the pool kills that group along
+with the worker, so no rank is left running (and each of its processes dies with its parent
+too). Each worker may be pinned to its own GPU(s) through `CUDA_VISIBLE_DEVICES`, set before it
+imports torch.
 
 Ctrl-C belongs to the driver: workers start with SIGINT blocked and then ignore it (a terminal
 sends it to the whole process group), and closing the pool while runs are in flight kills their
@@ -36,6 +40,7 @@ from bench.store import Outcome, RunFolder
 
 log = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
+PROCESS_GROUP = "process_group"  # a worker's message: (PROCESS_GROUP, id of its run's group)
 
 
 @dataclass(frozen=True)
@@ -48,9 +53,12 @@ class Job:
 Event = Callable[[str, Job, Outcome | None], None]  # ("started" | "finished", job, outcome)
 
 
-def die_with_parent() -> None:
-    """Ask the kernel to SIGKILL this process when its parent dies; poll as a fallback."""
-    parent = os.getppid()
+def die_with_parent(parent: int | None = None) -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies; poll as a fallback.
+
+    `parent`: the pid the parent must have (None: the present one); a process whose parent has
+    already changed from it exits at once."""
+    parent = os.getppid() if parent is None else parent
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
@@ -62,6 +70,16 @@ def die_with_parent() -> None:
         threading.Thread(target=watch, daemon=True).start()
     if os.getppid() != parent:
         os._exit(1)
+
+
+def kill_process_group(pgid: int | None) -> None:
+    """SIGKILL every process of the process group `pgid` (none left: nothing to do)."""
+    if pgid is None:
+        return
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _start_deaf_to_sigint(proc: Any) -> None:
@@ -116,17 +134,19 @@ def _worker_main(conn: Connection, threads: int, environment: dict[str, Any],
 
             conn.send(execute_group(job, options, environment))
         elif options.devices > 1:
-            conn.send(_run_multi_device(job, options))
+            conn.send(_run_multi_device(job, options, conn))
         else:
             conn.send(execute_run(job.spec, job.run_dir, options, environment))
 
 
-def _run_multi_device(job: Job, options: RunOptions) -> Outcome:
-    """A run on several devices runs in its own process tree (Lightning's DDP launcher)."""
+def _run_multi_device(job: Job, options: RunOptions, conn: Connection) -> Outcome:
+    """A run on several devices runs in its own process tree (Lightning's DDP launcher), in a
+    process group of its own whose id goes to the driver (`PROCESS_GROUP`)."""
     from bench.atomic import read_json
     from bench.train import run_in_subprocess
 
-    run_in_subprocess(job.spec, job.run_dir, options)
+    run_in_subprocess(job.spec, job.run_dir, options,
+                      on_start=lambda pgid: conn.send((PROCESS_GROUP, pgid)))
     folder = RunFolder(job.run_dir)
     state = folder.state()
     if state in ("done", "diverged"):
@@ -152,6 +172,19 @@ class _Worker:
         child.close()
         self.job: Job | None = None
         self.started = 0.0  # time.monotonic() when `job` was sent
+        self.group: int | None = None  # the process group of its multi-device run in flight
+
+    def kill(self) -> None:
+        """Kill the worker and its run's process group (ids it sent and not yet read: too)."""
+        try:
+            while self.conn.poll():
+                _note(self, self.conn.recv())
+        except (EOFError, OSError):
+            pass
+        self.proc.kill()
+        self.proc.join()
+        kill_process_group(self.group)
+        self.group = None
 
     def overdue(self, now: float) -> bool:
         limit = self.job.timeout_s if self.job is not None else None
@@ -199,7 +232,7 @@ class WorkerPool:
         for worker in self._workers:
             if worker.job is not None:
                 log.debug("stopping the worker running %s", worker.job.spec.run_id)
-                worker.proc.kill()
+                worker.kill()
                 continue
             try:
                 worker.conn.send(None)
@@ -257,8 +290,7 @@ class WorkerPool:
         error = (f"Timeout: {job.spec.run_id} ran past its limit of {job.timeout_s:g} s "
                  f"(--run-timeout) and was killed")
         log.warning(error)
-        worker.proc.kill()
-        worker.proc.join()
+        worker.kill()
         for member in _members(job):
             self._record_failure(member, error, "timeout", wall)
         self._replace(worker)
@@ -274,12 +306,15 @@ class WorkerPool:
         try:
             while worker.conn.poll():
                 message = worker.conn.recv()
-                if isinstance(message, (Outcome, list)):
+                if _note(worker, message):
+                    worker.group = None  # the worker has killed what was left of it
                     return message
         except (EOFError, OSError):
             pass
         if worker.proc.is_alive():
             return None
+        kill_process_group(worker.group)  # the ranks of a run whose worker died
+        worker.group = None
         code = worker.proc.exitcode
         job = worker.job
         error = (f"WorkerDied: the worker process running {job.spec.run_id} exited with code "
@@ -293,7 +328,14 @@ class WorkerPool:
 
     def _replace(self, worker: _Worker) -> None:
         fresh = self._spawn(worker.cuda_devices)
-        worker.conn, worker.proc = fresh.conn, fresh.proc
+        worker.conn, worker.proc, worker.group = fresh.conn, fresh.proc, None
+
+
+def _note(worker: _Worker, message: Any) -> bool:
+    """Keep what `message` says about `worker`'s run; True when it is a run's outcome."""
+    if isinstance(message, tuple) and len(message) == 2 and message[0] == PROCESS_GROUP:
+        worker.group = message[1]
+    return isinstance(message, (Outcome, list))
 
 
 def _members(job: Any) -> tuple[Job, ...]:

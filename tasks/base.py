@@ -12,14 +12,24 @@ metrics); everything else lives here once:
   whether it is a hidden weight matrix (`hidden_matrices`): Muon takes those and AdamW the rest;
   every other optimizer ignores the key.
 - Training metrics are logged every `log_every` steps and only then read on the host:
-  `train/loss` (mean over the steps since the last log), `opt/mu_t` (the radius μ[t] the
-  optimizer wrote into `group["mu_t"]`, else the group's `lr`), `opt/rms_step` (the optimizer's
-  `group["rms_step"]` when it writes one, else measured on that step alone as
-  sqrt(mean_i Δ²[t+1,i]) over all coordinates from a snapshot of the weights) and
-  `time/elapsed_s` (wall time since training started).
+  `train/loss` (the global batch's loss, in float32 at least, averaged over the steps since the
+  last log), `opt/mu_t` (the radius μ[t] the optimizer wrote into `group["mu_t"]`, else the
+  group's `lr`), `opt/rms_step` (the optimizer's `group["rms_step"]` when it writes one, else
+  measured on that step alone as sqrt(mean_i Δ²[t+1,i]) over all coordinates from a snapshot
+  of the weights) and `time/elapsed_s` (wall time since training started).
 - Divergence: every step folds "is this step's training loss finite?" into a device-side
   first-bad-step tensor (no host synchronisation); the logged steps read it, and the first
   non-finite loss stops the fit with `diverged_at_step` = that step's 1-based index, exactly.
+- Several DDP processes (W > 1) each train on their block of the global batch
+  (`tasks.batches`) and DDP averages their gradients. Each step's loss is averaged over the
+  processes (one all-reduce of a scalar, no host synchronisation on an accelerator) before it
+  is added to the logging window and checked for divergence, so `train/loss`, the first bad
+  step and the checkpointed window are those of the global batch and the same on every
+  process. In `setup`, before DDP wraps the network, its batch-norm layers become
+  `torch.nn.SyncBatchNorm` (`torch.nn.SyncBatchNorm.convert_sync_batchnorm`, as Lightning's
+  `sync_batchnorm=True` does), or `CpuSyncBatchNorm` for processes on CPU, where torch refuses
+  SyncBatchNorm: the statistics are those of the global batch, as with one process. This
+  happens under DDP only; one process keeps the plain layers.
 - Evaluation runs over two fixed sets, validation then test; the task's `eval_metrics` names its
   metrics `val/...`, and the same metrics of the test set are logged as `test/...`. The sums are
   added over every process before the metrics are formed, so several DDP processes (each taking
@@ -38,6 +48,7 @@ from typing import Any, ClassVar, Self
 
 import pytorch_lightning as pl
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from common.metrics import ACCURACY, Metric, loss
@@ -119,13 +130,116 @@ def param_groups(net: nn.Module) -> list[dict]:
     return groups
 
 
+class _SumOverProcesses(torch.autograd.Function):
+    """The sum of a tensor over every process (all-reduce); its gradient is the sum of the
+    processes' gradients, so each process's backward pass carries every process's share."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:
+        total = tensor.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        return _SumOverProcesses.apply(grad)
+
+
+class CpuSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """`torch.nn.SyncBatchNorm` for DDP processes on CPU (gloo), which torch refuses there: in
+    training, batch norm with the statistics of the global batch of every process.
+
+    The per-channel mean and (biased) variance are formed in two passes over the processes'
+    rows, each an autograd-aware all-reduce of the processes' sums (so the backward pass adds
+    every process's share, as SyncBatchNorm's does), in float32 at least; the running
+    statistics are updated as `BatchNorm` updates them (the unbiased variance, momentum or a
+    cumulative average). Evaluation, and training without a process group, are plain batch
+    norm. Inputs of any number of dimensions ≥ 2 (N, C, ...).
+    """
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2D input (got {input.dim()}D input)")
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_available() and dist.is_initialized()):
+            return super().forward(input)
+        self._check_input_dim(input)
+        x = input.to(torch.promote_types(input.dtype, torch.float32))
+        dims = [0, *range(2, x.dim())]
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        rows = torch.tensor([x.numel() // x.shape[1]], dtype=torch.long)
+        dist.all_reduce(rows)
+        count = float(rows)
+        mean = _SumOverProcesses.apply(x.sum(dims)) / count
+        centred = x - mean.view(shape)
+        var = _SumOverProcesses.apply((centred * centred).sum(dims)) / count
+        out = centred * torch.rsqrt(var + self.eps).view(shape)
+        if self.affine:
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        if self.track_running_stats:
+            self.num_batches_tracked.add_(1)
+            factor = (1.0 / float(self.num_batches_tracked) if self.momentum is None
+                      else self.momentum)
+            with torch.no_grad():
+                self.running_mean.mul_(1 - factor).add_(mean.detach(), alpha=factor)
+                unbiased = var.detach() * (count / max(count - 1.0, 1.0))
+                self.running_var.mul_(1 - factor).add_(unbiased, alpha=factor)
+        return out.to(input.dtype)
+
+
+def _cpu_sync_batch_norm(net: nn.Module) -> nn.Module:
+    """`net` with every batch-norm layer replaced by a `CpuSyncBatchNorm` holding the same
+    parameters and running statistics (as `torch.nn.SyncBatchNorm.convert_sync_batchnorm`)."""
+    if isinstance(net, nn.modules.batchnorm._BatchNorm) and not isinstance(net, SYNC_NORMS):
+        sync = CpuSyncBatchNorm(net.num_features, net.eps, net.momentum, net.affine,
+                                net.track_running_stats)
+        if net.affine:
+            sync.weight, sync.bias = net.weight, net.bias
+        sync.running_mean, sync.running_var = net.running_mean, net.running_var
+        sync.num_batches_tracked = net.num_batches_tracked
+        sync.train(net.training)
+        if hasattr(net, "qconfig"):
+            sync.qconfig = net.qconfig
+        return sync
+    for name, child in net.named_children():
+        converted = _cpu_sync_batch_norm(child)
+        if converted is not child:
+            net.add_module(name, converted)
+    return net
+
+
+SYNC_NORMS: tuple[type[nn.Module], ...] = (nn.SyncBatchNorm, CpuSyncBatchNorm)
+
+
+def sync_batch_norm(net: nn.Module, device: torch.device | str) -> nn.Module:
+    """`net` with its batch norm synchronised over the DDP processes, the same parameters and
+    running statistics kept: `torch.nn.SyncBatchNorm` on an accelerator, `CpuSyncBatchNorm`
+    for processes on CPU (`device`: where the processes train)."""
+    if torch.device(device).type == "cpu":
+        return _cpu_sync_batch_norm(net)
+    return nn.SyncBatchNorm.convert_sync_batchnorm(net)
+
+
+def has_batch_norm(net: nn.Module) -> bool:
+    """Whether `net` holds batch norm that is not yet synchronised over processes."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and not isinstance(m, SYNC_NORMS)
+               for m in net.modules())
+
+
 def _as_float(value: Any) -> float:
     return float(value.item()) if isinstance(value, torch.Tensor) else float(value)
 
 
 class TaskModule(pl.LightningModule):
     """Base module; subclasses implement `training_loss`, `eval_sums` and `eval_metrics`, and
-    declare in `METRICS` what each metric `eval_metrics` returns means (common.metrics)."""
+    declare in `METRICS` what each metric `eval_metrics` returns means (common.metrics).
+
+    `global_batch_size` is the configuration's `batch_size` (set by `create`; None when
+    unknown): the rows of one step's batch over all processes, which `tasks.batches` splits
+    between DDP processes. `setup` synchronises batch norm over the processes when the trainer
+    runs more than one (module docstring).
+    """
 
     METRICS: ClassVar[tuple[Metric, ...]] = ()
 
@@ -145,6 +259,7 @@ class TaskModule(pl.LightningModule):
         self._started = 0.0
         self._first_bad: torch.Tensor | None = None   # 1-based step of the first non-finite loss
         self._eval_sums: list[dict[str, torch.Tensor]] = [{} for _ in SPLITS]
+        self.global_batch_size: int | None = None
 
     @classmethod
     def create(cls, cfg: Any, make_net: Callable[[], nn.Module], optimizer_factory:
@@ -159,8 +274,20 @@ class TaskModule(pl.LightningModule):
             net = net.to(memory_format=torch.channels_last)
         if cfg.compile_model:
             net.compile()
-        return cls(net, optimizer_factory, total_steps=cfg.max_steps, log_every=cfg.log_every,
-                   seed=seed, **kwargs)
+        module = cls(net, optimizer_factory, total_steps=cfg.max_steps, log_every=cfg.log_every,
+                     seed=seed, **kwargs)
+        module.global_batch_size = getattr(cfg, "batch_size", None)
+        return module
+
+    def setup(self, stage: str) -> None:
+        """Under DDP (more than one process), batch norm becomes SyncBatchNorm (`CpuSyncBatchNorm`
+        on CPU) before the strategy wraps the network and the optimizer is built."""
+        if self._world_size() > 1 and has_batch_norm(self.net):
+            self.net = sync_batch_norm(self.net, self.trainer.strategy.root_device)
+
+    def _world_size(self) -> int:
+        trainer = self._trainer
+        return trainer.world_size if trainer is not None else 1
 
     # --- what a task defines -------------------------------------------------------------
     def training_loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -203,11 +330,23 @@ class TaskModule(pl.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         loss = self.training_loss(batch)
-        detached = loss.detach().float()
+        detached = self._global_mean(loss.detach().to(torch.promote_types(loss.dtype,
+                                                                          torch.float32)))
         self._loss_sum = detached if self._loss_sum is None else self._loss_sum + detached
         self._loss_count += 1
         self._note_if_bad(detached)
         return loss
+
+    def _global_mean(self, loss: torch.Tensor) -> torch.Tensor:
+        """The loss of the global batch: the mean of the processes' losses (each the mean over
+        an equal block of rows), by one all-reduce; `loss` itself on one process. Not
+        `strategy.reduce`, which puts a barrier (a host synchronisation) before it."""
+        world = self._world_size()
+        if world == 1 or not (dist.is_available() and dist.is_initialized()):
+            return loss
+        total = loss.clone()
+        dist.all_reduce(total)
+        return total / world
 
     def _note_if_bad(self, loss: torch.Tensor) -> None:
         """Record this step (1-based) as the first bad one where `loss` is the first non-finite.
