@@ -7,6 +7,11 @@ element-wise operation and the Σ Δ² reduction are fused into one loop per ten
 writing each tensor once. All scalars (μ[t], bias corrections, hyperparameters) enter as one
 tensor, so a changing μ[t] never recompiles, and shapes are dynamic (tensors are flattened), so
 models of any size share at most a handful of compiled graphs per process.
+
+The step is elementwise, so it runs on flat views of memory (`flat`): any parameter that is
+dense — its elements fill one block of memory, contiguous or in a permuted layout such as
+channels-last (`dense`) — is stepped as that block, with state tensors of its own layout
+(`init_state`'s `zeros_like` keeps it) and its gradient read in the same order (`flat_grad`).
 """
 
 from __future__ import annotations
@@ -147,28 +152,90 @@ def _chunks(n: int) -> list[tuple[int, int]]:
     return out
 
 
+def dense(t: torch.Tensor) -> bool:
+    """Whether `t`'s elements fill one block of memory with no gaps and no overlaps: contiguous,
+    or any permutation of a contiguous layout (channels-last, a transpose)."""
+    if t.is_contiguous():
+        return True
+    expected = 1
+    for size, stride in sorted(((n, s) for n, s in zip(t.shape, t.stride()) if n != 1),
+                               key=lambda dim: dim[1]):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether `a` and `b` have one shape and one memory order (strides of dims of size 1 do not
+    matter): element i of `flat(a)` is then the element of `a` at the index of element i of
+    `flat(b)`."""
+    return a.shape == b.shape and all(sa == sb for n, sa, sb in zip(a.shape, a.stride(), b.stride())
+                                      if n != 1)
+
+
+def flat(t: torch.Tensor) -> torch.Tensor:
+    """A 1-D view of a dense tensor's memory block, in memory order (`t.view(-1)` for a
+    contiguous one). Writes through it are writes to `t`."""
+    return t.detach().as_strided((t.numel(),), (1,), t.storage_offset())
+
+
+def flat_grad(grad: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
+    """`grad` flat in the memory order of its (dense) parameter: a view when it shares the
+    parameter's layout (autograd's gradients do), else a copy laid out like the parameter."""
+    if not same_layout(grad, param):
+        grad = torch.empty_like(param, dtype=grad.dtype).copy_(grad)
+    return flat(grad)
+
+
 def compiled_supported(params: list[torch.Tensor]) -> bool:
-    """The compiled path needs contiguous parameters (they are updated through flat views)."""
-    return all(p.is_contiguous() for p in params)
+    """The compiled path needs dense parameters (`dense`: they are updated through flat views)."""
+    return all(dense(p) for p in params)
 
 
 _STATE_FIELDS = ("exp_avg_sq", "exp_avg", "prev_grad", "numerator_avg")
 
 
 class FlatViews:
-    """Flat views of a group's parameters and state tensors, kept from one step to the next.
+    """Flat views (`flat`) of a group's parameters and state tensors, kept from one step to the
+    next.
 
     Making a view costs about a microsecond, as much as the whole update of a small tensor. The
     views are rebuilt whenever the group's tensors change: another set of parameters with
     gradients, a parameter whose storage was replaced (`p.data = ...`), or new state tensors
     (`load_state_dict`). The views keep their tensors alive, so an id seen here is never reused
-    by another tensor while it is cached.
+    by another tensor while it is cached. Every parameter must be dense and every state tensor
+    laid out as its parameter (checked here, once per rebuild: a `ValueError` names the first
+    that is not), so element i of every view is one coordinate.
     """
 
     def __init__(self, lists: GroupLists) -> None:
         self.key = self.key_of(lists)
-        self.params = [p.detach().view(-1) for p in lists.params]
-        self.state = {f: [x.view(-1) for x in getattr(lists, f)] for f in _STATE_FIELDS}
+        for p in lists.params:
+            if not dense(p):
+                raise ValueError(f"MuPhi's flat step takes dense parameters (contiguous or a "
+                                 f"permuted layout such as channels-last): a parameter of shape "
+                                 f"{tuple(p.shape)} has strides {p.stride()}")
+        for field in _STATE_FIELDS:
+            for x, p in zip(getattr(lists, field), lists.params):
+                if not same_layout(x, p):
+                    raise ValueError(f"MuPhi: a {field} tensor of shape {tuple(x.shape)}, strides "
+                                     f"{x.stride()} is not laid out as its parameter (shape "
+                                     f"{tuple(p.shape)}, strides {p.stride()})")
+        self.params = [flat(p) for p in lists.params]
+        self.strides = [p.stride() for p in lists.params]
+        self.state = {f: [flat(x) for x in getattr(lists, f)] for f in _STATE_FIELDS}
+
+    def grads(self, lists: GroupLists) -> list[torch.Tensor]:
+        """This step's gradients, flat in their parameters' memory order (views where they
+        share the parameter's strides, as autograd's do)."""
+        return [flat(g) if g.stride() == stride else flat_grad(g, p)
+                for g, p, stride in zip(lists.grads, lists.params, self.strides)]
+
+    def lists(self, lists: GroupLists) -> GroupLists:
+        """`lists` with every tensor replaced by its flat view (gradients by `grads`)."""
+        return GroupLists(params=self.params, grads=self.grads(lists), steps=lists.steps,
+                          **{f: self.state[f] for f in _STATE_FIELDS})
 
     @staticmethod
     def key_of(lists: GroupLists) -> tuple:
@@ -208,7 +275,7 @@ def compiled_step(lists: GroupLists, sc: StepConfig, track_rms: bool = True,
     momentum = bool(lists.exp_avg)
     table = _table(lists, sc, momentum)
     views = FlatViews.get(lists, cache, slot)
-    grads = [g.reshape(-1) for g in lists.grads]  # a view unless a gradient is not contiguous
+    grads = views.grads(lists)
     st = views.state
     device = lists.params[0].device
     total = torch.zeros((), dtype=torch.float32, device=device) if track_rms else None

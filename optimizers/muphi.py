@@ -5,7 +5,9 @@
 With betas=(β1, β2), gamma=0, numerator="one" and the cosine window, this is AdamW with a
 per-step cosine-annealed learning rate (the exactness claim, eq. X1). The per-tensor math is in
 `optimizers.reference` (the specification); the fast paths are `optimizers.native` (one C++
-call per group, the CPU path) and `optimizers.compiled` (torch.compile, the GPU path).
+call per group, the CPU path) and `optimizers.compiled` (torch.compile, the GPU path); the
+reference release's numerators, which neither implements, take the specification's operations
+as multi-tensor ops on an accelerator (`reference.reference_group_step`).
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ import torch
 from optimizers import compiled as C
 from optimizers import native
 from optimizers.reference import (FAST_NUMERATORS, NUMERATORS, RETIRED_NUMERATORS, StepConfig, init_state,
-                                  numerator_defaults, reference_step, unit_dc_gain)
+                                  numerator_defaults, reference_group_step, reference_step,
+                                  unit_dc_gain)
 from optimizers.windows import Window, cached_window, progress
 
 log = logging.getLogger(__name__)
 
-IMPLS: tuple[str, ...] = ("auto", "fused", "compiled", "reference")
+IMPLS: tuple[str, ...] = ("auto", "fused", "compiled", "foreach", "reference")
 AUTO_COMPILE_MIN_NUMEL = 1 << 20
 """`impl="auto"` compiles a CPU group only with at least this many coordinates: below it the step
 is too cheap for the one-off compile (seconds) to pay back, and the reference step is used."""
@@ -63,11 +66,17 @@ def run_closure(closure) -> Any:
         return closure()
 
 
+def _as_blocks(params: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Each dense parameter as the flat view of its memory block (`compiled.flat`), the others
+    as they are: what the fast paths step."""
+    return [C.flat(p) if C.dense(p) else p for p in params]
+
+
 def _check_impl(impl: str, numerator: str) -> None:
     if impl in ("fused", "compiled") and numerator not in FAST_NUMERATORS:
         raise ValueError(f"impl={impl!r} is not allowed with numerator={numerator!r}: the reference "
                          "release's numerators (a tensor-wise mean inside the step) run on "
-                         "impl='reference' (or 'auto') only")
+                         "impl='reference' or 'foreach' (or 'auto') only")
 
 
 def validate_numerator(numerator: Any) -> str:
@@ -143,15 +152,22 @@ class MuPhi(torch.optim.Optimizer):
             reference's units (its `wd_cfg = (λ, 1)`), the decay is part of Δ and `rms_step`,
             and `parcor-c5b0935` correlates w with it. For `one` it equals the shrink with
             λ·η_F (eq. S6-S6' mapping).
-        impl: `auto`, `fused` (one C++ call over the group, `optimizers.native`; contiguous
+        impl: `auto`, `fused` (one C++ call over the group, `optimizers.native`; dense
             float32/float64 CPU tensors), `compiled` (torch.compile, `optimizers.compiled`; the
-            GPU path) or `reference` (the per-tensor specification). `auto` takes `reference`
-            for the reference release's numerators, else `fused` where the group allows it and the kernel
-            builds, else `compiled` for contiguous groups on an accelerator or of at least
-            AUTO_COMPILE_MIN_NUMEL coordinates, else `reference`. The choice is made once per
-            param group at its first step in this process, logged once and written to
-            `group["impl"]`; only a failed build (of the kernel, or by torch.compile) moves a
-            group to the next path, with a warning. A forced path that cannot run raises.
+            GPU path), `foreach` (the per-tensor specification's operations, each one
+            multi-tensor op over the group, `reference.reference_group_step`: every numerator,
+            the reference release's included; bit for bit `reference` on a CPU) or `reference`
+            (the per-tensor specification). The fused and compiled paths take any
+            dense parameter — contiguous, channels-last or another permuted layout — as the
+            flat block of its memory, its state tensors in its layout (`compiled.FlatViews`).
+            `auto` takes, for the reference release's numerators, `foreach` on an accelerator
+            and `reference` on a CPU (where the two are the same loop), else `fused` where
+            the group allows it and the kernel builds, else `compiled` for dense groups on an
+            accelerator or of at least AUTO_COMPILE_MIN_NUMEL coordinates, else `reference`.
+            The choice is made once per param group at its first step in this process, logged
+            once and written to `group["impl"]`; only a failed build (of the kernel, or by
+            torch.compile) moves a group to the next path, with a warning. A forced path that
+            cannot run raises.
         track_rms: compute `rms_step` (one fused reduction); False leaves it None.
         rms_every: compute `rms_step` only on steps whose count (steps taken, this one
             included) is a multiple of this; it is None after the others. A training loop that
@@ -206,6 +222,21 @@ class MuPhi(torch.optim.Optimizer):
             raise ValueError(f"rms_every={value!r} is not allowed: expected an integer >= 1")
         self._rms_every = value
 
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """torch's `load_state_dict`, then every state tensor laid out as its parameter (the
+        fast paths step parameters and state as flat memory blocks of one layout): a state
+        saved from a parameter of another memory format is copied into this one's."""
+        super().load_state_dict(state_dict)
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state.get(p)
+                if not state or not C.dense(p):
+                    continue
+                for key, value in state.items():
+                    if isinstance(value, torch.Tensor) and value.shape == p.shape \
+                            and not C.same_layout(value, p):
+                        state[key] = torch.empty_like(p, dtype=value.dtype).copy_(value)
+
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
         group = self.param_groups[-1]
@@ -242,14 +273,14 @@ class MuPhi(torch.optim.Optimizer):
         if self.impl != "auto":
             _check_impl(self.impl, cfg.numerator)
             if self.impl == "fused":
-                why = native.unsupported(params)
+                why = native.unsupported(_as_blocks(params))
                 if why is not None:
                     raise ValueError(f"impl='fused' cannot take this param group: {why}")
                 native.load()  # a failed build raises BuildFailed: the path was forced
             return self.impl
-        if cfg.numerator not in FAST_NUMERATORS:
-            return "reference"
-        if native.unsupported(params) is None:
+        if cfg.numerator not in FAST_NUMERATORS:  # on an accelerator, one launch per op, not per tensor
+            return "reference" if params[0].is_cpu else "foreach"
+        if native.unsupported(_as_blocks(params)) is None:
             try:
                 native.load()
                 return "fused"
@@ -296,6 +327,8 @@ class MuPhi(torch.optim.Optimizer):
         if group["impl"] == "reference":
             sumsq = sum(reference_step(p, p.grad, state, cfg) for p, state in zip(params, states))
             return sumsq if track else None
+        if group["impl"] == "foreach":
+            return reference_group_step(params, [p.grad for p in params], states, cfg, track)
         lists = C.GroupLists(
             params=params, grads=[p.grad for p in params], steps=[s["step"] + 1 for s in states],
             exp_avg_sq=[s["exp_avg_sq"] for s in states],
@@ -303,6 +336,8 @@ class MuPhi(torch.optim.Optimizer):
             prev_grad=[s["prev_grad"] for s in states] if cfg.gamma != 0 else [],
             numerator_avg=[s["numerator_avg"] for s in states] if cfg.numerator != "one" else [])
         if group["impl"] == "fused":
+            if not all(map(torch.Tensor.is_contiguous, params)):  # e.g. channels-last kernels
+                lists = C.FlatViews.get(lists, self._flat_views, slot).lists(lists)
             sumsq = native.fused_step(lists, cfg, track)
         else:
             try:

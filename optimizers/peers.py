@@ -8,6 +8,11 @@ and `group["impl"]`, the implementation it runs (chosen once, when it is built, 
 - `fused` / `foreach`: torch's fused kernel where torch supports it for every parameter's device
   and dtype, else its multi-tensor (foreach) kernel;
 - `for-loop`: a per-tensor loop (torch's Muon, Prodigy).
+
+No step here reads a tensor's value on the host (on a GPU each such read waits for every queued
+kernel): the windows, `mu_t` and the routing are Python numbers. The one exception is inside
+`prodigyopt` itself, which `WindowedProdigy` runs unchanged: two `.item()` per tensor per step
+(its estimate of d is a Python float), counted in docs/performance.md.
 """
 
 from __future__ import annotations

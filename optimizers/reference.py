@@ -200,3 +200,116 @@ def reference_step(param: torch.Tensor, grad: torch.Tensor, state: dict[str, obj
     delta = -cfg.mu_t * step_dir
     w.add_(delta)
     return delta.float().square().sum()
+
+
+# --------------------------------------------------------------------------- one group at once
+def _group_numerators(w: list[torch.Tensor], g: list[torch.Tensor], denom: list[torch.Tensor],
+                        step_dir: list[torch.Tensor], states: list[dict[str, object]],
+                        cfg: StepConfig, ts: list[int]) -> list[torch.Tensor]:
+    """`_numerator` for every tensor of a group: the same operations, each one multi-tensor op
+    (but the release's tensor-wise means, one per tensor)."""
+    g_bar = torch._foreach_div(g, denom)
+    if cfg.numerator in REFERENCE_NUMERATORS:
+        b = cfg.numerator_beta
+        if cfg.numerator == REFERENCE_NUMERATORS[0]:                  # N6
+            s = [st["numerator_avg"] for st in states]
+            sample = torch._foreach_mul(g_bar, g_bar)
+            torch._foreach_mul_(sample, 1 - b)
+            torch._foreach_mul_(s, b)
+            torch._foreach_add_(s, sample)
+            kept = torch._foreach_clamp_max(s, 1.0)
+        else:                                                         # N7-N10
+            q = [st["numerator_w_sq"] for st in states]
+            mag = [st["numerator_mag"] for st in states]
+            p = [st["numerator_avg"] for st in states]
+            w_sq = torch._foreach_mul(w, w)
+            torch._foreach_mul_(w_sq, 1 - b)
+            torch._foreach_mul_(q, b)
+            torch._foreach_add_(q, w_sq)
+            x = torch._foreach_mul(w, step_dir)
+            size = torch._foreach_abs(x)
+            torch._foreach_mul_(mag, cfg.beta2)
+            torch._foreach_add_(mag, torch._foreach_mul(size, 1 - cfg.beta2))
+            capped = torch._foreach_mul(torch._foreach_sign(x),
+                                     torch._foreach_minimum(size, torch._foreach_mul(mag, MARKOV_CAP)))
+            one_q = torch._foreach_add(q, 1)
+            torch._foreach_mul_(p, b)
+            torch._foreach_add_(p, torch._foreach_div(capped, one_q))
+            kept = torch._foreach_minimum(torch._foreach_abs(p), one_q)
+        a_hat = [k.mean() for k in kept]
+        smooth = [st["numerator_smooth"] for st in states]
+        torch._foreach_mul_(smooth, REF_SMOOTHING)                       # N4-N5
+        torch._foreach_add_(smooth, torch._foreach_mul(a_hat, 1 - REF_SMOOTHING))
+        return [s.clone() for s in smooth]
+    avg = [st["numerator_avg"] for st in states]
+    sample = torch._foreach_mul(g_bar, g_bar) if cfg.numerator == "moment" else torch._foreach_mul(w, g_bar)
+    torch._foreach_mul_(avg, cfg.numerator_beta)
+    torch._foreach_add_(avg, torch._foreach_mul(sample, 1 - cfg.numerator_beta))
+    a = torch._foreach_div(avg, [1 - cfg.numerator_beta**t for t in ts])
+    if cfg.numerator == "parcor":
+        torch._foreach_clamp_min_(a, 0.0)
+        torch._foreach_clamp_max_(a, 1.0)
+    return a
+
+
+@torch.no_grad()
+def reference_group_step(params: list[torch.Tensor], grads: list[torch.Tensor],
+                         states: list[dict[str, object]], cfg: StepConfig,
+                         track: bool = True) -> torch.Tensor | None:
+    """`reference_step` applied to every tensor of a group at once; returns Σ Δ² over the group
+    (float32), or None without `track`.
+
+    Each operation of the per-tensor step, in the same order, is one multi-tensor op
+    (`torch._foreach_*`) over the group: a few dozen kernel launches per step instead of a few
+    dozen per tensor, for the reference release's numerators, which no fused path implements
+    (their tensor-wise means cut each tensor's step in two). On a CPU the multi-tensor ops run
+    tensor by tensor through the same kernels: the result is `reference_step`'s bit for bit. On
+    a GPU a fused multi-tensor kernel may round a division by a number differently (a true
+    division where the single-tensor kernel multiplies by the reciprocal): equal to round-off.
+    """
+    ts = []
+    for state in states:
+        state["step"] = t = int(state["step"]) + 1
+        ts.append(t)
+    w = params
+    g = grads
+    if cfg.weight_decay and not cfg.decoupled:                        # S1
+        g = torch._foreach_add(grads, torch._foreach_mul(w, cfg.weight_decay))
+
+    second = [st["exp_avg_sq"] for st in states]                      # S2-S3
+    torch._foreach_mul_(second, cfg.beta2)
+    g_sq = torch._foreach_mul(g, 1 - cfg.beta2)
+    torch._foreach_mul_(g_sq, g)
+    torch._foreach_add_(second, g_sq)
+    denom = torch._foreach_sqrt(second)
+    torch._foreach_div_(denom, [(1 - cfg.beta2**t) ** 0.5 for t in ts])
+    torch._foreach_add_(denom, cfg.eps)
+
+    filtered_in = g                                                   # S4-S5, F3
+    if cfg.gamma != 0:
+        prev = [st["prev_grad"] for st in states]
+        filtered_in = torch._foreach_sub(g, torch._foreach_mul(prev, cfg.gamma))
+        torch._foreach_copy_(prev, g)
+    if cfg.beta > 0:
+        v = [st["exp_avg"] for st in states]
+        torch._foreach_mul_(v, cfg.beta)
+        torch._foreach_add_(v, torch._foreach_mul(filtered_in, cfg.eta))
+        v_hat = torch._foreach_mul(v, [first_step_gain(cfg.gamma, t) / (1 - cfg.beta**t) for t in ts])
+    else:
+        v_hat = torch._foreach_mul(filtered_in, [cfg.eta * first_step_gain(cfg.gamma, t) for t in ts])
+
+    step_dir = torch._foreach_div(v_hat, denom)                          # S6'
+    in_step = cfg.weight_decay and cfg.decoupled and cfg.decay_in_step
+    if in_step:
+        step_dir = torch._foreach_add(step_dir, torch._foreach_mul(w, cfg.decay_gain * cfg.weight_decay))
+    if cfg.numerator != "one":                                        # N1-N10
+        a = _group_numerators(w, g, denom, step_dir, states, cfg, ts)
+        step_dir = [a_i * s_i for a_i, s_i in zip(a, step_dir)]
+
+    if cfg.weight_decay and cfg.decoupled and not in_step:            # S6
+        torch._foreach_mul_(w, 1 - cfg.mu_t * cfg.weight_decay)
+    delta = torch._foreach_mul(step_dir, -cfg.mu_t)                      # S7
+    torch._foreach_add_(w, delta)
+    if not track:
+        return None
+    return sum(d.float().square().sum() for d in delta)

@@ -9,6 +9,9 @@ timed side by side in the same process (medians over repeated runs, with their s
 - `analysis_speed` the statistics and the full report on a paper-sized results store;
 - `seed_groups`    seconds per seed-run of each quick task, one-seed path against a run group.
 
+`gpu_check` is not run here: it needs a CUDA device and prints its own table
+(`scripts/gpu_check.sh`; docs/performance.md, section GPU).
+
     python -m bench.perf [--out docs/performance.md] [--quick] [--only NAME ...]
 """
 

@@ -12,6 +12,7 @@ import copy
 import prodigyopt
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from optimizers import build_optimizer
 from optimizers.peers import FlatMuon, fastest_impl, muon_flags
@@ -257,3 +258,48 @@ def test_prodigy_is_prodigyopt_with_the_window_as_its_schedule() -> None:
         assert torch.equal(w, twin)
         assert opt.param_groups[0]["mu_t"] == pytest.approx(d * window(progress(k, 6)))
     assert opt.param_groups[0]["impl"] == "for-loop"
+
+
+# --- host reads: no peer the project controls reads a tensor's value in its step ----------------
+class HostReads(TorchDispatchMode):
+    """Counts reads of a tensor's value into Python (`.item()`, `float(t)`, `bool(t)`, `if t:`):
+    each is `aten._local_scalar_dense`, on a GPU a wait for every queued kernel."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten._local_scalar_dense.default:
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def _reads_per_step(name: str, steps: int = 3, **hparams) -> tuple[list[int], int]:
+    net = _net("cifar10", model="resnet18")
+    opt = build_optimizer(name, param_groups(net), total_steps=10, **hparams)
+    gen = torch.Generator().manual_seed(6)
+    counts = []
+    for _ in range(steps):
+        for p in net.parameters():
+            p.grad = torch.randn(p.shape, generator=gen)
+        with HostReads() as reads:
+            opt.step()
+        counts.append(reads.count)
+    return counts, sum(1 for _ in net.parameters())
+
+
+@pytest.mark.parametrize("name, hparams", [("adamw", {}), ("sgd", {}), ("muon", {"lr": 0.02}),
+                                           ("sf-adamw", {}), ("muphi", {}),
+                                           ("muphi", {"numerator": "parcor-c5b0935"})])
+def test_the_project_s_steps_read_no_tensor_value_on_the_host(name, hparams) -> None:
+    counts, _ = _reads_per_step(name, **hparams)
+    assert counts == [0, 0, 0]
+
+
+def test_prodigy_s_host_reads_are_prodigyopt_s_two_per_tensor_per_step() -> None:
+    """`prodigyopt.Prodigy.step` (not patched here; docs/performance.md): `torch.dot(...).item()`
+    and `s.abs().sum().item()` for every tensor on every step, and `p.any()` once per tensor at
+    its first step. The window adds none."""
+    counts, tensors = _reads_per_step("prodigy")
+    assert tensors == 62 and counts == [3 * tensors, 2 * tensors, 2 * tensors]

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import pickle
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 
-from tasks import DatasetError, cifar_data, get_task
-from tasks.cifar10 import PAD, augment
+from bench.perf.gpu_check import MEAN, STD, host_reference_batch
+from tasks import DatasetError, cifar_data, get_task, seeding
+from tasks.batches import EpochPermutations
+from tasks.cifar10 import PAD, augment, normalise
 from tests.tasks.helpers import adamw, fit, write_cifar_fixture, write_manifest
 
 
@@ -177,3 +181,124 @@ def test_training_batches_are_a_function_of_seed_and_step(cifar_root):
     assert all(torch.equal(a, b) for a, b in zip(first[2:], batches(1, [2, 3])))
     assert not torch.equal(first[0], first[1])
     assert not torch.equal(first[0], batches(2, [0])[0])
+
+
+# --- training batches built on the device: the same batches as the host-built ones ------------
+def _reference_batch(train_x, train_y, order, seed, augmented, step):
+    """The host-built batch (`bench.perf.gpu_check`'s reference, written out with advanced
+    indexing), or without augmentation: gathered and normalised."""
+    if augmented:
+        return host_reference_batch(train_x, train_y, order, seed, step)
+    mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
+    idx = order.indices(step)
+    return (train_x[idx].float() / 255.0 - mean) / std, train_y[idx]
+
+
+def _training_split(cifar_root, seed, val_images):
+    data = cifar_data.load(str(cifar_root))
+    perm = torch.randperm(len(data["train_y"]), generator=seeding.generator(seed, seeding.SPLIT))
+    kept = perm[val_images:]
+    return data["train_x"][kept], data["train_y"][kept]
+
+
+@pytest.mark.parametrize("augmented", [True, False])
+def test_training_batches_equal_the_host_built_ones_bit_for_bit(cifar_root, augmented):
+    """Steps within an epoch and across the epoch boundary (160 images, batches of 24)."""
+    task = get_task("cifar10", "smoke", data_dir=str(cifar_root), batch_size=24,
+                    augment=augmented)
+    seed = 3
+    _, data = task.build(adamw(1e-3), seed=seed)
+    train_x, train_y = _training_split(cifar_root, seed, task.config.val_images)
+    order = EpochPermutations(len(train_y), 24, seed)
+    for step in (0, 1, 5, 6, 7, 13, 20):
+        x, y = data.make_batch(step)
+        want_x, want_y = _reference_batch(train_x, train_y, order, seed, augmented, step)
+        assert torch.equal(x, want_x) and torch.equal(y, want_y), step
+        assert x.dtype == want_x.dtype and x.stride() == want_x.stride()  # the same layout
+    assert x.is_contiguous(memory_format=torch.channels_last) == augmented
+
+
+def test_evaluation_images_are_normalised_as_before(cifar_root):
+    images = cifar_data.load(str(cifar_root))["test_x"]
+    mean = torch.tensor((0.4914, 0.4822, 0.4465)).view(1, 3, 1, 1)
+    std = torch.tensor((0.2470, 0.2435, 0.2616)).view(1, 3, 1, 1)
+    want = (images.float() / 255.0 - mean) / std
+    got = normalise(images)
+    assert torch.equal(got, want) and got.stride() == want.stride()
+    every_value = torch.arange(256, dtype=torch.uint8).view(1, 1, 1, 256).expand(1, 3, 1, 256)
+    assert torch.equal(normalise(every_value), (every_value.float() / 255.0 - mean) / std)
+
+
+def _trainer_on(device):
+    return SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device(device)),
+                           global_rank=0, world_size=1, global_step=0)
+
+
+def test_setup_moves_the_training_images_once_to_the_trainer_s_device(cifar_root):
+    """`meta` stands for an accelerator: every tensor of a batch must be built there (an op
+    mixing a host tensor with a meta tensor raises), and nothing is read back."""
+    task = get_task("cifar10", "smoke", data_dir=str(cifar_root))
+    _, data = task.build(adamw(1e-3), seed=1)
+    data.trainer = _trainer_on("meta")
+    data.setup("validate")  # no training: the images stay where they are
+    assert data.training.device.type == "cpu"
+    data.setup("fit")
+    assert data.training.images.device.type == "meta" and data.training.labels.device.type == "meta"
+    images = data.training.images
+    x, y = next(iter(data.train_dataloader()))
+    assert x.device.type == "meta" and y.device.type == "meta"
+    assert x.shape == (16, 3, 32, 32) and x.dtype == torch.float32 and y.shape == (16,)
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    data.setup("fit")
+    assert data.training.images is images  # moved once
+
+
+class _Batches(pl.Callback):
+    def __init__(self):
+        self.seen = {}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.seen[trainer.global_step] = tuple(t.clone() for t in batch)
+
+
+class _SaveAfterValidation(pl.Callback):
+    """The runner's checkpoint (bench.checkpoint): the state after the first validation."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def on_validation_end(self, trainer, pl_module):
+        if not self.path.exists():
+            trainer.save_checkpoint(self.path)
+
+
+def test_a_fit_trains_on_the_host_built_batches_and_a_resumed_one_continues_them(cifar_root,
+                                                                                   tmp_path):
+    task = get_task("cifar10", "smoke", data_dir=str(cifar_root), max_steps=6, val_every=3,
+                    log_every=3)
+    seed = 2
+    train_x, train_y = _training_split(cifar_root, seed, task.config.val_images)
+    order = EpochPermutations(len(train_y), task.config.batch_size, seed)
+    whole = _Batches()
+    fit(task, adamw(1e-3), seed=seed, callbacks=[whole, _SaveAfterValidation(tmp_path / "at3.ckpt")])
+    assert sorted(whole.seen) == list(range(6))
+    for step, (x, y) in whole.seen.items():
+        want_x, want_y = _reference_batch(train_x, train_y, order, seed, True, step)
+        assert torch.equal(x, want_x) and torch.equal(y, want_y), step
+    resumed = _Batches()
+    fit(task, adamw(1e-3), seed=seed, callbacks=[resumed], ckpt_path=str(tmp_path / "at3.ckpt"))
+    assert sorted(resumed.seen) == [3, 4, 5]
+    for step, batch in resumed.seen.items():
+        assert all(torch.equal(a, b) for a, b in zip(batch, whole.seen[step])), step
+
+
+@pytest.mark.gpu
+def test_batches_built_on_a_gpu_equal_the_host_built_ones(cifar_root):
+    task = get_task("cifar10", "smoke", data_dir=str(cifar_root), batch_size=24)
+    _, on_host = task.build(adamw(1e-3), seed=4)
+    _, on_gpu = task.build(adamw(1e-3), seed=4)
+    on_gpu.training.to("cuda")
+    for step in range(8):
+        host, gpu = on_host.make_batch(step), on_gpu.make_batch(step)
+        assert all(g.device.type == "cuda" for g in gpu)
+        assert all(torch.equal(h, g.cpu()) for h, g in zip(host, gpu)), step
