@@ -1,8 +1,10 @@
 """`python -m bench run | status | gather | list | train | data`.
 
-Exit status: 0 done; 1 some run failed; 2 refused before anything started (a bad suite or
-argument, a locked or unwritable directory); 3 this machine lacks what was asked for (SLURM, a
-GPU), nothing started; 130 interrupted (Ctrl-C): the same command resumes.
+Exit status: 0 done; 1 some run failed, or some evaluation runs were not started because their
+tuning did not complete; 2 refused before anything started (a bad suite or argument, a data set
+that is absent or could not be fetched, a locked or unwritable directory); 3 this machine lacks
+what was asked for (SLURM, a GPU), nothing started; 130 interrupted (Ctrl-C): the same command
+resumes.
 """
 
 from __future__ import annotations
@@ -132,13 +134,21 @@ def parser() -> argparse.ArgumentParser:
                      help="wait this long for another `bench run` on --out, saying whom for "
                           "(inf: for ever; default: refuse)")
     run.add_argument("--preset", choices=PRESET_NAMES, default=None,
-                     help="run the suite's design at this preset's scale (numeric task overrides "
-                          "dropped; the results go to results/SUITE-PRESET)")
+                     help="run the suite's design at this preset's scale (numeric task overrides and "
+                          "precision/compile_model/channels_last dropped; the results go to "
+                          "results/SUITE-PRESET)")
     run.add_argument("--max-runs", type=_positive_int, default=DEFAULT_MAX_RUNS, metavar="N",
                      help=f"refuse a suite planning more runs (default {DEFAULT_MAX_RUNS:,})")
     run.add_argument("--seed-batch", type=_seed_batch, default=None, metavar="auto|N",
                      help="seeds trained together as one run group; 1: one seed per run "
                           "(default: the suite's `seed_batch`, else auto)")
+    run.add_argument("--allow-incomplete-tuning", action="store_true",
+                     help="evaluate a (task, configuration) whose tuning runs did not all finish, "
+                          "or all diverged, with what finished (default: its evaluation is not "
+                          "started; selection.json says why)")
+    run.add_argument("--keep-checkpoints", action="store_true",
+                     help="keep the checkpoints of finished runs (default: deleted once the "
+                          "run's DONE is written; a failed run always keeps its own)")
     _add_execution(run)
     stale = run.add_mutually_exclusive_group()  # finished runs in --out made by other code
     stale.add_argument("--rerun-stale", action="store_true",
@@ -158,10 +168,40 @@ def parser() -> argparse.ArgumentParser:
     slurm = run.add_argument_group("slurm launcher")
     slurm.add_argument("--submitit-cluster", choices=SUBMITIT_CLUSTERS, default="slurm",
                        help="`local` runs the job arrays on this machine")
+    slurm.add_argument("--detach", action="store_true",
+                       help="submit what is missing and return; the same command again reattaches "
+                            "(never resubmits a queued or running run) and submits stage eval of "
+                            "each (task, configuration) whose tuning is complete")
+    slurm.add_argument("--no-follow-up", action="store_true",
+                       help="with --detach: submit no follow-up job (by default one small job, "
+                            "after the sweep's arrays, runs the same command again, so the sweep "
+                            "advances without you); then rerun the command by hand or from cron")
     slurm.add_argument("--partition")
-    slurm.add_argument("--timeout-min", type=_positive_int, default=60)
-    slurm.add_argument("--cpus-per-task", type=_positive_int, default=1)
-    slurm.add_argument("--gpus-per-node", type=_count, default=0)
+    slurm.add_argument("--account")
+    slurm.add_argument("--qos")
+    slurm.add_argument("--mem", help="memory per array task, as sbatch takes it (16G, 4000M); "
+                                     "default: the cluster's")
+    slurm.add_argument("--constraint")
+    slurm.add_argument("--gres", help="e.g. gpu:a100:1 (then no --gpus-per-node is added)")
+    slurm.add_argument("--sbatch", dest="sbatch_lines", action="append", default=[],
+                       metavar="LINE", help="an extra #SBATCH line, e.g. '--mail-type=END'; "
+                                            "repeatable")
+    slurm.add_argument("--timeout-min", type=_positive_int, default=None,
+                       help="time limit of each array task (default: 1.5 × the --step-time "
+                            "estimate of its runs + 5 min; without step times, its runs' "
+                            "--run-timeout added up)")
+    slurm.add_argument("--runs-per-task", type=_int_in(1, 1000), default=None, metavar="N",
+                       help="runs one after another in each array task (default: 1, or as many "
+                            "as fit in 30 min where --step-time makes a run shorter than 10 min)")
+    slurm.add_argument("--max-array-size", type=_positive_int, default=None, metavar="N",
+                       help="tasks per job array (default: the cluster's MaxArraySize)")
+    slurm.add_argument("--max-requeues", type=_count, default=10, metavar="N",
+                       help="requeues of a task after its time limit or a preemption (default 10)")
+    slurm.add_argument("--cpus-per-task", type=_positive_int, default=1,
+                       help="cores per array task; its torch threads follow (default 1)")
+    slurm.add_argument("--gpus-per-node", type=_count, default=0,
+                       help="GPUs per array task (default: --devices with --accelerator gpu, "
+                            "else none)")
 
     status = sub.add_parser("status", help="list the runs of a results directory by status")
     status.add_argument("dir", type=Path)
@@ -239,6 +279,7 @@ def _is_interrupt(err: BaseException) -> bool:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
+    args.argv = tuple(argv)  # a detached sweep's follow-up job runs the same command
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("bench").setLevel(logging.INFO)
     with _noting_sigint():
@@ -270,6 +311,11 @@ def _check_machine(args: argparse.Namespace) -> None:
     from bench.devices import check_gpus
     from bench.slurm import check_slurm
 
+    if args.detach and args.launcher != "slurm":
+        raise ValueError("--detach is for --launcher slurm")
+    if args.no_follow_up and not args.detach:
+        raise ValueError("--no-follow-up is for --detach (without it, `bench run` waits for "
+                         "its job arrays itself)")
     if args.launcher == "slurm":
         check_slurm(SlurmParams(cluster=args.submitit_cluster))
     if args.accelerator == "gpu" and not (args.launcher == "slurm"
@@ -298,11 +344,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
                            lock_timeout_s=args.wait_lock, run_timeout_s=args.run_timeout,
                            seed_batch=args.seed_batch,
                            rerun_stale=args.rerun_stale, accept_stale=args.accept_stale,
+                           allow_incomplete_tuning=args.allow_incomplete_tuning,
+                           keep_checkpoints=args.keep_checkpoints,
                            slurm=SlurmParams(cluster=args.submitit_cluster,
                                              partition=args.partition,
                                              timeout_min=args.timeout_min,
                                              cpus_per_task=args.cpus_per_task,
-                                             gpus_per_node=args.gpus_per_node))
+                                             gpus_per_node=args.gpus_per_node,
+                                             account=args.account, qos=args.qos, mem=args.mem,
+                                             constraint=args.constraint, gres=args.gres,
+                                             sbatch=tuple(args.sbatch_lines),
+                                             max_array_size=args.max_array_size,
+                                             runs_per_task=args.runs_per_task,
+                                             step_times=tuple(args.step_times),
+                                             max_requeues=args.max_requeues,
+                                             detach=args.detach,
+                                             follow_up=args.argv if args.detach
+                                             and not args.no_follow_up else ()))
     _check_machine(args)
     try:
         summary = run_sweep(suite, options)
@@ -313,11 +371,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
                            f"{options.out}, and the same `bench run` resumes there (the runs "
                            f"that were cut short start again)") from None
     print(summary.line)
-    return 1 if summary.counts.get("failed") else 0
+    if args.detach:  # the sweep goes on in SLURM's hands while any run is queued or running
+        from bench.slurm import detach_note
+
+        note, in_flight = detach_note(options.out)
+        print(note)
+        if in_flight:
+            return 0
+    return 1 if summary.counts.get("failed") or summary.not_started else 0
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from bench.status import is_results_dir, run_states, summarise, verify
+    from bench.status import is_results_dir, run_states, slurm_lines, summarise, verify
 
     if not is_results_dir(args.dir):
         print(f"error: {args.dir} is not a results directory (it has neither runs/ nor "
@@ -331,6 +396,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         if state.state not in ("done", "diverged"):
             print(f"  {state.state:<10} {state.run_id}"
                   + (f"  {state.detail}" if state.detail else ""))
+    for line in slurm_lines(args.dir):  # a sweep submitted with --launcher slurm
+        print(line)
     if args.verify:
         problems = verify(args.dir)
         for problem in problems:

@@ -10,6 +10,7 @@ from bench.atomic import read_json, read_parquet
 from bench.errors import StoreError
 from bench.spec import RunSpec
 from bench.store import FINISHED, RESULT_COLUMNS, RunFolder, stray_temporaries
+from common.store_schema import folder_name
 
 
 @dataclass(frozen=True)
@@ -114,3 +115,50 @@ def is_results_dir(root: Path) -> bool:
     """A folder `bench run` or `bench train` wrote: it has `runs/` or the gathered tables."""
     root = Path(root)
     return (root / "runs").is_dir() or (root / "runs.parquet").is_file()
+
+
+def slurm_lines(root: Path) -> list[str]:
+    """Per stage, the runs of the SLURM ledger (`bench.ledger`) by where they stand: queued or
+    running (squeue), done, diverged or failed (their folders), or `lost` (their task ended
+    without an outcome: the next `bench run` submits them again); then the jobs still open."""
+    from bench.errors import MissingSystemError
+    from bench.ledger import Ledger
+    from bench.slurm import queued_tasks
+
+    ledger = Ledger(root)
+    if not ledger.submissions:
+        return []
+    note = ""
+    try:
+        active = ledger.refresh(queued_tasks(), save=False) if ledger.open() else {}
+    except MissingSystemError as err:
+        active, note = {}, f" (squeue did not answer: {err})"
+    latest: dict[str, str] = {}  # run id → its stage, from its latest submission
+    for sub in ledger.submissions:
+        for run_ids in sub.tasks:
+            latest.update(dict.fromkeys(run_ids, sub.stage))
+    counts: dict[str, Counter] = {}
+    for run_id, stage in latest.items():
+        if run_id in active:
+            state = "queued" if active[run_id].state in ("PENDING", "REQUEUED") else "running"
+        else:
+            state = RunFolder(Path(root) / "runs" / folder_name(run_id)).state()
+            state = {"unfinished": "lost", "missing": "lost"}.get(state, state)
+        counts.setdefault(stage, Counter())[state] += 1
+    order = ("queued", "running", "done", "diverged", "failed", "lost")
+    from bench.slurm import FOLLOW_UP
+
+    arrays = [s for s in ledger.submissions if s.stage != FOLLOW_UP]
+    lines = [f"slurm ({len(arrays)} job arrays){note}:"]
+    for stage in ("tune", "eval"):
+        if stage in counts:
+            lines.append(f"  {stage}: " + ", ".join(f"{counts[stage][s]} {s}" for s in order
+                                                   if counts[stage][s]))
+    jobs = sorted({s.job_id for s in active.values() if s.job_id}, key=int)
+    if jobs:
+        lines.append(f"  jobs queued or running: {', '.join(jobs)}")
+    follow = [s for s in ledger.open() if s.stage == FOLLOW_UP and s.job_id]
+    if follow:  # still queued or running (refreshed above)
+        lines.append(f"  follow-up job {follow[-1].job_id}: runs this sweep's `bench run` again "
+                     f"once jobs {', '.join(follow[-1].after)} have ended")
+    return lines

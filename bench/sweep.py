@@ -6,6 +6,14 @@ tables are rebuilt from the run folders, so no run is ever counted twice. Finish
 other code stop the sweep before it starts, unless `rerun_stale` or `accept_stale` says what to
 do with them (`bench.stale`).
 
+Before anything is created, every task's data must be in place (`bench.preflight`): an absent
+data set is refused, or fetched once here when the task has `download: true`. A (task,
+configuration) whose tuning did not complete (a tuning run that did not finish, or every one
+diverged) is not evaluated unless `allow_incomplete_tuning` (`bench.selection`); the summary
+counts the evaluation runs not started, and `selection.json` says why. A finished run's
+checkpoints are deleted once its DONE is on disk, unless `keep_checkpoints`; a failed or
+interrupted run keeps its own, to resume from.
+
 Each attempt has a wall-clock limit (`run_timeout_s`, by default `DEFAULT_RUN_TIMEOUT_S` of the
 run's preset); a run past it is killed and recorded `failed` with reason `timeout`. On a machine
 with GPUs the local pool runs one worker per visible GPU (`devices` GPUs per worker), each pinned
@@ -28,12 +36,14 @@ from bench.execute import RunOptions
 from bench.group import group_jobs
 from bench.lock import results_lock
 from bench.pool import Job, WorkerPool
+from bench.preflight import prepare_data
 from bench.progress import SweepProgress
 from bench.provenance import environment
 from bench.selection import select, suite_metrics
-from bench.slurm import SlurmParams, run_array
-from bench.spec import RunSpec, check_unique, expand_eval, expand_tune
+from bench.slurm import SlurmLauncher, SlurmParams
+from bench.spec import RunSpec, check_unique, expand_eval, expand_tune, group_key
 from bench.stale import check_stale
+from bench.ledger import Ledger
 from bench.store import FINISHED, ResultsStore, stray_temporaries
 from bench.suite import Suite, parse_seed_batch
 from bench.validate import validate_suite
@@ -68,6 +78,8 @@ class SweepOptions:
     run_timeout_s: float | None = None  # None: DEFAULT_RUN_TIMEOUT_S of each run's preset
     rerun_stale: bool = False  # finished runs made by other code: run them again (bench.stale)
     accept_stale: bool = False  # ... or keep them; with neither, such runs stop the sweep
+    allow_incomplete_tuning: bool = False  # evaluate with what finished (`bench.selection`)
+    keep_checkpoints: bool = False  # keep a finished run's checkpoints (deleted by default)
     slurm: SlurmParams = field(default_factory=SlurmParams)
 
     def __post_init__(self) -> None:
@@ -97,6 +109,9 @@ class SweepSummary:
     skipped: int
     line: str
     cpu_utilisation: float | None = None  # CPU seconds / (wall seconds × cores); local pool only
+    not_started: int = 0  # evaluation runs held back: their (task, configuration)'s tuning
+    #                       did not complete (`bench.selection`)
+    gated: tuple[tuple[str, str], ...] = ()  # those (task label, configuration)s
 
 
 def _cpu_seconds() -> float:
@@ -126,11 +141,13 @@ def run_sweep(suite: Suite, options: SweepOptions) -> SweepSummary:
     validate_suite(suite)
     tune = expand_tune(suite)
     check_unique(tune, suite.source)
+    prepare_data(suite)  # refuses absent data, or fetches it once: no run downloads
     store = ResultsStore(options.out)
     store.ensure_writable()
     with results_lock(store.root, timeout_s=options.lock_timeout_s):
-        for leftover in stray_temporaries(store.root):  # from writes a kill interrupted
-            leftover.unlink(missing_ok=True)
+        if not Ledger(store.root).open():  # else a detached SLURM task may be writing one now
+            for leftover in stray_temporaries(store.root):  # from writes a kill interrupted
+                leftover.unlink(missing_ok=True)
         check_stale(suite, tune, store, environment(), rerun=options.rerun_stale,
                     accept=options.accept_stale)
         compare_json = store.root / "compare.json"  # the question, recorded before any run
@@ -145,6 +162,7 @@ def run_sweep(suite: Suite, options: SweepOptions) -> SweepSummary:
         run_options = RunOptions(wandb=resolve_wandb_mode(options.wandb), devices=options.devices,
                                  strategy=options.strategy, accelerator=options.accelerator,
                                  checkpoints=suite.checkpoints,
+                                 keep_checkpoints=options.keep_checkpoints,
                                  threads=max(1, cpu_count() // workers))
         n_eval = len(suite.optimizers) * sum(len(suite.eval_seeds_of(t)) for t in suite.tasks)
         todo_tune, kept = plan(tune, store, options.max_retries)
@@ -161,9 +179,11 @@ def run_sweep(suite: Suite, options: SweepOptions) -> SweepSummary:
                                              already=kept) as progress:
             progress.stage("tune")
             runner(todo_tune, progress.event)
-            chosen, doc = select(suite, store, tune)
+            chosen, doc = select(suite, store, tune,
+                                 allow_incomplete=options.allow_incomplete_tuning)
             store.write_selection(doc)
-            evals = expand_eval(suite, chosen)
+            gated = tuple((c["task"], c["config"]) for c in doc["choices"] if c.get("skipped"))
+            evals = evaluation_specs(suite, chosen, gated)
             check_unique(tune + evals, suite.source)
             todo_eval, kept_eval = plan(evals, store, options.max_retries)
             progress.counts.update(kept_eval)
@@ -174,12 +194,36 @@ def run_sweep(suite: Suite, options: SweepOptions) -> SweepSummary:
         if options.launcher == "local":
             utilisation = (_cpu_seconds() - cpu0) / ((time.perf_counter() - wall0) * cpu_count())
         store.gather(tune + evals)
+        if launch.slurm is not None:  # detached: the job that advances the sweep next
+            launch.slurm.follow_up()
         skipped = sum(kept.values()) + sum(kept_eval.values())
         line = progress.summary(skipped, str(store.root))
+        not_started = n_eval - len(evals)
+        if gated:
+            names = ", ".join(f"{task} {config}" for task, config in gated[:3])
+            more = f" and {len(gated) - 3} more" if len(gated) > 3 else ""
+            line += (f"; {not_started} evaluation runs not started, their tuning incomplete or "
+                     f"every tuning run diverged: {names}{more} (why: "
+                     f"{store.root / 'selection.json'}; --allow-incomplete-tuning evaluates with "
+                     f"what finished)")
         if utilisation is not None:  # e.g. "190 % CPU of 2 cores": 95 % of the machine used
             line += f"; {100 * utilisation * cpu_count():.0f} % CPU of {cpu_count()} cores"
         return SweepSummary(total=len(tune) + len(evals), counts=dict(progress.counts),
-                            skipped=skipped, line=line, cpu_utilisation=utilisation)
+                            skipped=skipped, line=line, cpu_utilisation=utilisation,
+                            not_started=not_started, gated=gated)
+
+
+def evaluation_specs(suite: Suite, chosen: dict[tuple[str, str], float],
+                     gated: tuple[tuple[str, str], ...]) -> list[RunSpec]:
+    """Stage `eval` without the (task, configuration)s whose tuning did not complete."""
+    if not gated:
+        return expand_eval(suite, chosen)
+    held = set(gated)
+    # `expand_eval` wants an lr for every tuned configuration: a gated one gets a stand-in from
+    # its grid, and its runs are then dropped
+    stand_in = {group_key(t, o): o.lr_grid[0] for t in suite.tasks for o in suite.optimizers}
+    return [s for s in expand_eval(suite, {**stand_in, **chosen})
+            if (s.task_label, s.config) not in held]
 
 
 def default_workers(gpus: list[str], devices: int) -> int:
@@ -199,6 +243,9 @@ class _launcher:
         self.env, self.store, self.pool = env, store, None
         self.cuda_devices = cuda_devices
         self.seed_batch = seed_batch
+        self.slurm = (SlurmLauncher(options.slurm, run_options, env, store.root, seed_batch,
+                                    options.max_retries)
+                      if options.launcher == "slurm" else None)
 
     def __enter__(self):
         if self.options.launcher == "local":
@@ -217,7 +264,5 @@ class _launcher:
         if self.pool is not None:
             self.pool.run(group_jobs(jobs, self.seed_batch, self.run_options), self.run_options,
                           on_event)
-        else:
-            run_array(jobs, self.run_options, self.env, self.options.slurm,
-                      self.store.root / "submitit" / specs[0].stage if specs else self.store.root,
-                      on_event)
+        else:  # job arrays, through the ledger (bench.slurm); detached: submitted, not awaited
+            self.slurm.run(jobs, on_event)

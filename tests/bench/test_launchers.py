@@ -28,7 +28,9 @@ def test_slurm_launcher_with_submitit_local_executor(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = pd.read_parquet(out / "runs.parquet")
     assert set(runs["status"]) <= {"done", "diverged"} and len(runs) == 4
-    for stage, n in (("tune", 2), ("eval", 2)):  # one submission of n array tasks per stage
+    # one submission per stage: tune's 2 runs in 2 array tasks; eval's 2 seeds, one run group,
+    # in 1 (a single task is a plain job, not an array)
+    for stage, n in (("tune", 2), ("eval", 1)):
         jobs = [p for p in (out / "submitit" / stage).iterdir() if p.name.isdigit()]
         assert len(jobs) == n
     assert run_bench("status", str(out), "--verify").returncode == 0
