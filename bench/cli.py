@@ -157,6 +157,11 @@ def parser() -> argparse.ArgumentParser:
     stale.add_argument("--accept-stale", action="store_true",
                        help="keep the finished runs that other code made (the report names the "
                             "commits it mixes); default: refuse to start while there are any")
+    run.add_argument("--rerun-changed", action="store_true",
+                     help="run again the finished runs whose recorded configuration differs from "
+                          "what the suite now resolves to (a preset's values, an optimizer's "
+                          "defaults; their folders move to OUT/changed/); default: refuse to "
+                          "start while there are any")
     dry = run.add_argument_group("dry run")
     dry.add_argument("--dry-run", action="store_true",
                      help="print the runs per stage and an estimate of device-hours; run nothing")
@@ -344,6 +349,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                            lock_timeout_s=args.wait_lock, run_timeout_s=args.run_timeout,
                            seed_batch=args.seed_batch,
                            rerun_stale=args.rerun_stale, accept_stale=args.accept_stale,
+                           rerun_changed=args.rerun_changed,
                            allow_incomplete_tuning=args.allow_incomplete_tuning,
                            keep_checkpoints=args.keep_checkpoints,
                            slurm=SlurmParams(cluster=args.submitit_cluster,

@@ -8,22 +8,30 @@ The seed a run uses is a hash of (task, preset, identity overrides, seed number)
 the same way — never of the optimizer, so one seed number gives every optimizer the same initial
 weights and the same batches; never of the execution order, so adding runs to a suite changes no
 other run; never of where the data lives (`data_dir`), which cannot change the computation.
+
+A run's *resolved configuration* (`resolved_config`) is everything its computation depends on,
+with the values the code gives it now: the task's configuration at its preset with the overrides
+applied, the optimizer's hyperparameters with its defaults filled in and the lr, and the seeds.
+A run records it with its SHA-256 (`config_sha256`), so a sweep can tell a finished run made
+with other values under the same run id (a preset edited, a default changed; `bench.stale`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import numbers
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from bench.suite import MAX_SEED, OptimizerEntry, Scalar, Suite, TaskEntry
-from common.store_schema import (RunKey, config_label, format_lr, format_value,
-                                 identity_overrides)
+from common.store_schema import (NON_IDENTITY_OVERRIDES, RunKey, canonical_value, config_label,
+                                 format_lr, format_value, identity_overrides)
 
-__all__ = ["RunSpec", "config_label", "derive_seed", "format_lr", "format_value",
-           "expand_eval", "expand_tune", "group_key", "check_unique"]
+__all__ = ["RunSpec", "config_label", "config_sha256", "derive_seed", "format_lr", "format_value",
+           "expand_eval", "expand_tune", "group_key", "check_unique", "resolved_config"]
 
 
 def derive_seed(task: str, preset: str, overrides: Any, seed: int) -> int:
@@ -101,6 +109,55 @@ class RunSpec:
                    preset=doc["preset"], task_overrides=tuple(sorted(doc["task_overrides"].items())),
                    optimizer=doc["optimizer"], hparams=tuple(sorted(doc["hparams"].items())),
                    lr=float(doc["lr"]), seed=int(doc["seed"]))
+
+
+def _canonical(value: Any) -> Any:
+    """A JSON value compared by meaning: sequences become lists, `1000.0` becomes `1000`."""
+    if isinstance(value, (tuple, list)):
+        return [_canonical(v) for v in value]
+    return canonical_value(value)
+
+
+@lru_cache(maxsize=None)
+def resolved_task(task: str, preset: str,
+                  overrides: tuple[tuple[str, Scalar], ...]) -> tuple[tuple[str, Any], ...]:
+    """The task's configuration at `preset` with `overrides`, without where its data lives or
+    whether to fetch it (`NON_IDENTITY_OVERRIDES`). Cached: one configuration per (task, preset,
+    overrides), built from the frozen config alone (no network, no data)."""
+    from tasks import get_task
+
+    config = dataclasses.asdict(get_task(task, preset=preset, **dict(overrides)).config)
+    return tuple(sorted((k, _canonical(v)) for k, v in config.items()
+                        if k not in NON_IDENTITY_OVERRIDES))
+
+
+@lru_cache(maxsize=None)
+def resolved_hparams(optimizer: str, hparams: tuple[tuple[str, Scalar], ...], lr: float,
+                     total_steps: int) -> tuple[tuple[str, Any], ...]:
+    """The optimizer's hyperparameters with its registry defaults filled in, lr among them."""
+    from optimizers.registry import resolve_hparams
+
+    resolved = resolve_hparams(optimizer, total_steps=total_steps, **dict(hparams), lr=lr)
+    return tuple(sorted((k, _canonical(v)) for k, v in resolved.items()))
+
+
+def resolved_config(spec: RunSpec) -> dict[str, Any]:
+    """What determines the computation of `spec`, flat (`task.max_steps`, `optimizer.eps`, …), so
+    two records can name the keys they differ in; raises what `get_task` and the optimizer
+    registry raise for a configuration they refuse."""
+    task = dict(resolved_task(spec.task, spec.preset, spec.task_overrides))
+    hparams = resolved_hparams(spec.optimizer, spec.hparams, spec.lr, task["max_steps"])
+    return {"task": spec.task, "preset": spec.preset,
+            **{f"task.{key}": value for key, value in task.items()},
+            "optimizer": spec.optimizer, **{f"optimizer.{key}": value for key, value in hparams},
+            "seed": spec.seed, "derived_seed": spec.derived_seed}
+
+
+def config_sha256(resolved: dict[str, Any]) -> str:
+    """SHA-256 of a resolved configuration's canonical JSON (key order irrelevant)."""
+    text = json.dumps({k: _canonical(v) for k, v in resolved.items()}, sort_keys=True,
+                      separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _spec(suite: Suite, stage: str, task: TaskEntry, opt: OptimizerEntry, lr: float,

@@ -1,6 +1,7 @@
 """The results store `DIR/` of docs/architecture.md.
 
-    DIR/runs/<key>/spec.json         the resolved run spec (written first)
+    DIR/runs/<key>/spec.json         the resolved run spec (written first), with its resolved
+                                     configuration and that configuration's SHA-256
     DIR/runs/<key>/metrics.parquet   tidy rows: step, metric, value
     DIR/runs/<key>/provenance.json   git commit and dirty flag, versions, hardware, seed
     DIR/runs/<key>/DONE              the outcome (status, divergence step, wall time), written last
@@ -27,10 +28,12 @@ import pandas as pd
 from bench.atomic import (TMP_MARK, atomic_write_json, atomic_write_parquet, atomic_write_text,
                           read_json, read_parquet)
 from bench.errors import StoreError
-from bench.spec import RunSpec
+from bench.spec import RunSpec, config_sha256, resolved_config
 from common import store_schema as schema
 
 FINISHED = ("done", "diverged")
+# spec.json's record of the resolved configuration (`bench.spec.resolved_config`) and its hash
+RESOLVED_KEY, RESOLVED_SHA256_KEY = "resolved", "resolved_sha256"
 RUN_COLUMNS = list(schema.RUN_COLUMNS)
 RESULT_COLUMNS = list(schema.RESULT_COLUMNS)
 
@@ -85,10 +88,22 @@ class RunFolder:
                     continue
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
         self.path.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.spec_file, spec.to_json())
+        atomic_write_json(self.spec_file, {**spec.to_json(), **config_record(spec)})
         if failures:
             atomic_write_json(self.failed_file, {**read_json(self.failed_file),
                                                  "retrying": True})
+
+    def recorded_config(self) -> tuple[str, dict[str, Any]] | None:
+        """(SHA-256, values) of the resolved configuration spec.json records; None for a run
+        written before runs recorded one."""
+        doc = read_json(self.spec_file)
+        if RESOLVED_SHA256_KEY not in doc:
+            return None
+        if not isinstance(doc.get(RESOLVED_KEY), dict):
+            raise StoreError(f"{self.spec_file}: `{RESOLVED_KEY}` is not a mapping of resolved "
+                             "values; `python -m bench status DIR --verify` lists every damaged "
+                             "run")
+        return str(doc[RESOLVED_SHA256_KEY]), doc[RESOLVED_KEY]
 
     def finish(self, metrics: pd.DataFrame, provenance: dict[str, Any], outcome: Outcome) -> None:
         """Metrics, provenance, then the DONE marker; the FAILED record of earlier attempts goes."""
@@ -111,6 +126,16 @@ class RunFolder:
         atomic_write_json(self.failed_file, {"error": error, "reason": reason,
                                              "attempts": attempts, "wall_time_s": wall_time_s})
         return attempts
+
+
+def config_record(spec: RunSpec) -> dict[str, Any]:
+    """spec.json's record of the resolved configuration; empty for one the task or optimizer
+    registry refuses (such a run fails when it builds them, and a failed run keeps no values)."""
+    try:
+        resolved = resolved_config(spec)
+    except (ValueError, TypeError, KeyError):
+        return {}
+    return {RESOLVED_KEY: resolved, RESOLVED_SHA256_KEY: config_sha256(resolved)}
 
 
 def _nan_to_none(value: float) -> float | None:

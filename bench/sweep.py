@@ -4,7 +4,8 @@ Re-running the same command resumes: finished runs (DONE) are skipped, interrupt
 again, failed ones are retried while they have failed at most `max_retries` times, and the
 tables are rebuilt from the run folders, so no run is ever counted twice. Finished runs made by
 other code stop the sweep before it starts, unless `rerun_stale` or `accept_stale` says what to
-do with them (`bench.stale`).
+do with them, and so do finished runs whose recorded configuration differs from what the suite
+now resolves to, unless `rerun_changed` (`bench.stale`).
 
 Before anything is created, every task's data must be in place (`bench.preflight`): an absent
 data set is refused, or fetched once here when the task has `download: true`. A (task,
@@ -42,7 +43,7 @@ from bench.provenance import environment
 from bench.selection import select, suite_metrics
 from bench.slurm import SlurmLauncher, SlurmParams
 from bench.spec import RunSpec, check_unique, expand_eval, expand_tune, group_key
-from bench.stale import check_stale
+from bench.stale import check_changed, check_stale
 from bench.ledger import Ledger
 from bench.store import FINISHED, ResultsStore, stray_temporaries
 from bench.suite import Suite, parse_seed_batch
@@ -78,6 +79,7 @@ class SweepOptions:
     run_timeout_s: float | None = None  # None: DEFAULT_RUN_TIMEOUT_S of each run's preset
     rerun_stale: bool = False  # finished runs made by other code: run them again (bench.stale)
     accept_stale: bool = False  # ... or keep them; with neither, such runs stop the sweep
+    rerun_changed: bool = False  # finished runs made with another configuration: run them again
     allow_incomplete_tuning: bool = False  # evaluate with what finished (`bench.selection`)
     keep_checkpoints: bool = False  # keep a finished run's checkpoints (deleted by default)
     slurm: SlurmParams = field(default_factory=SlurmParams)
@@ -150,6 +152,7 @@ def run_sweep(suite: Suite, options: SweepOptions) -> SweepSummary:
                 leftover.unlink(missing_ok=True)
         check_stale(suite, tune, store, environment(), rerun=options.rerun_stale,
                     accept=options.accept_stale)
+        check_changed(suite, tune, store, rerun=options.rerun_changed)
         compare_json = store.root / "compare.json"  # the question, recorded before any run
         if suite.compare is not None:
             atomic_write_json(compare_json, suite.compare.to_dict())
