@@ -428,14 +428,14 @@ def _cmd_gather(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from optimizers import OPTIMIZERS, WINDOW_KINDS
-    from tasks import PRESETS, TASK_NAMES
+    from optimizers import WINDOW_KINDS, optimizer_names
+    from tasks import PRESETS, task_names
 
     from bench.suite import shipped_suites
 
-    print("tasks:      " + ", ".join(sorted(TASK_NAMES)))
+    print("tasks:      " + ", ".join(sorted(task_names())))  # built-ins and installed plug-ins
     print("presets:    " + ", ".join(PRESETS))
-    print("optimizers: " + ", ".join(sorted(OPTIMIZERS)))
+    print("optimizers: " + ", ".join(sorted(optimizer_names())))
     print("windows:    " + ", ".join(WINDOW_KINDS))
     print("suites:     " + ", ".join(f"{n} ({p})" for n, p in shipped_suites().items()))
     return 0

@@ -8,9 +8,10 @@ every member's run folder exactly as a one-seed run writes its own: `spec.json`,
 not know the difference.
 
 A group is used only where it is exact and pays:
-- the optimizer is elementwise (`ELEMENTWISE_OPTIMIZERS`; others, e.g. with a per-matrix or
-  global step-size rule, stay on the one-seed path, and so do MuPhi's reference-release
-  numerators, whose statistics are means over a whole tensor);
+- the optimizer's registry entry says the configuration is elementwise
+  (`OptimInfo.group_blocker`: others, e.g. with a per-matrix or global step-size rule, stay on
+  the one-seed path, and so do hyperparameter values whose statistics are means over a whole
+  tensor, such as MuPhi's reference-release numerators);
 - the task has no dropout and no batch norm (`tasks.group.group_blocker`);
 - one device per run and the local launcher;
 - with `auto`, the model has at most `AUTO_MAX_PARAMETERS` parameters per seed: on the small
@@ -35,10 +36,6 @@ from bench.suite import SeedBatch
 
 log = logging.getLogger(__name__)
 
-# Optimizers whose update of a coordinate reads only that coordinate's gradient and state, and
-# scalars that depend on the step count alone: they update a stacked parameter exactly as they
-# would update each seed's own (tasks/group.py).
-ELEMENTWISE_OPTIMIZERS = frozenset({"muphi", "adamw", "sgd", "sf-adamw"})
 AUTO_SEED_BATCH = 10              # seeds per group under `auto` (bench/perf/seed_groups.py)
 AUTO_MAX_PARAMETERS = 1 << 20     # parameters per seed up to which `auto` groups
 
@@ -64,13 +61,6 @@ class GroupJob:
         return None if any(t is None for t in limits) else float(sum(limits))
 
 
-def _tensor_wide_numerators() -> tuple[str, ...]:
-    """MuPhi's numerators whose statistics are means over a whole tensor (not elementwise)."""
-    from optimizers.reference import REFERENCE_NUMERATORS
-
-    return tuple(REFERENCE_NUMERATORS)
-
-
 @lru_cache(maxsize=None)
 def _task_facts(task: str, preset: str, overrides: tuple) -> tuple[str | None, int]:
     """Why the task cannot be grouped (or None), and its parameters per seed."""
@@ -88,11 +78,11 @@ def group_size(spec: RunSpec, seed_batch: SeedBatch, options: RunOptions) -> tup
         return 1, "seed_batch is 1"
     if options.devices > 1:
         return 1, f"{options.devices} devices per run"
-    if spec.optimizer not in ELEMENTWISE_OPTIMIZERS:
-        return 1, f"optimizer {spec.optimizer} is not elementwise"
-    numerator = dict(spec.hparams).get("numerator")
-    if spec.optimizer == "muphi" and numerator in _tensor_wide_numerators():
-        return 1, f"numerator {numerator} averages over whole tensors, which a group would share across seeds"
+    from optimizers import optimizer_info
+
+    why = optimizer_info(spec.optimizer).group_blocker(dict(spec.hparams))
+    if why is not None:
+        return 1, why
     blocker, parameters = _task_facts(spec.task, spec.preset, spec.task_overrides)
     if blocker is not None:
         return 1, blocker

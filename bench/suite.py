@@ -23,6 +23,7 @@ import yaml
 
 from bench.errors import SuiteError
 from common.compare import Comparison, CompareError, comparison_from_dict
+from common.plugins import PluginError, check_reference, is_reference
 from common.store_schema import config_label, task_label
 
 Scalar = bool | int | float | str
@@ -225,6 +226,21 @@ def _identifier(raw: Any, source: str, key: str) -> str:
     return raw
 
 
+def _registry_name(raw: Any, source: str, key: str) -> str:
+    """A task's or an optimizer's name: a registry name (built-in or entry-point plug-in), or a
+    reference `module:Name` to a registry entry (`common.plugins`; imported by `bench.validate`)."""
+    if is_reference(raw):
+        try:
+            check_reference(raw)
+        except PluginError as err:
+            raise SuiteError(source, key, str(err)) from None
+        return raw
+    if not isinstance(raw, str) or not _NAME.match(raw):
+        raise SuiteError(source, key, f"must be a registry name of letters, digits, '_', '.', '-', "
+                                      f"or a reference module:Name, got {shown(raw)}")
+    return raw
+
+
 def _preset(raw: Any, source: str, key: str) -> str:
     if raw not in PRESET_NAMES:
         raise SuiteError(source, key, f"must be one of {list(PRESET_NAMES)}, got {shown(raw)}")
@@ -293,7 +309,7 @@ def _tasks(raw: Any, source: str, default_preset: str, tune: tuple[int, ...]) ->
         doc = _mapping(item, source, key, allowed={"name", "preset", "overrides", "seeds"},
                        required={"name"})
         entries.append(TaskEntry(
-            name=_identifier(doc["name"], source, f"{key}.name"),
+            name=_registry_name(doc["name"], source, f"{key}.name"),
             preset=_preset(doc.get("preset", default_preset), source, f"{key}.preset"),
             overrides=_scalars(doc.get("overrides"), source, f"{key}.overrides"),
             eval_seeds=_task_seeds(doc["seeds"], source, f"{key}.seeds", tune) if "seeds" in doc else ()))
@@ -314,7 +330,7 @@ def _optimizers(raw: Any, source: str) -> tuple[OptimizerEntry, ...]:
         if any(k == "lr" for k, _ in hparams):
             raise SuiteError(source, f"{key}.hparams.lr", "the learning rate belongs in `lr` "
                                                           "(a list or {low, high, num})")
-        entries.append(OptimizerEntry(name=_identifier(doc["name"], source, f"{key}.name"),
+        entries.append(OptimizerEntry(name=_registry_name(doc["name"], source, f"{key}.name"),
                                       hparams=hparams,
                                       lr_grid=_lr_grid(doc["lr"], source, f"{key}.lr")))
     return tuple(entries)

@@ -78,14 +78,12 @@ def prepare_train(task: str, optimizer: str, *, preset: str, seed: int,
                   strategy: str, accelerator: str = "auto",
                   threads: int | None = None) -> TrainJob:
     """Check the run and this machine; nothing is written (`threads` None: `default_threads`)."""
-    from optimizers import OPTIMIZERS, check_optimizer
-    from tasks import TASK_NAMES, get_task
+    from optimizers import check_optimizer, optimizer_info
+    from tasks import get_task, task_spec
 
     overrides, hparams, lr = split_assignments(assignments)
-    if task not in TASK_NAMES:
-        raise ValueError(f"unknown task {task!r}; allowed: {sorted(TASK_NAMES)}")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; allowed: {sorted(OPTIMIZERS)}")
+    task_spec(task)  # a built-in, a plug-in or module:Name; else a ValueError naming what is allowed
+    optimizer_info(optimizer)
     budget = int(get_task(task, preset=preset, **overrides).trainer_kwargs()["max_steps"])
     check_optimizer(optimizer, total_steps=budget, lr=lr, **hparams)
     spec = RunSpec(suite="train", stage="eval", task=task, preset=preset,

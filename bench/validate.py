@@ -21,14 +21,15 @@ def task_budget(name: str, preset: str, overrides: dict) -> int:
 
 def validate_suite(suite: Suite) -> None:
     """Every task builds, every (configuration, lr) passes `check_optimizer`, ids are unique."""
-    from optimizers import OPTIMIZERS, check_optimizer
-    from tasks import TASK_NAMES
+    from optimizers import check_optimizer, optimizer_info
+    from tasks import task_spec
 
     budgets = {}
     for i, task in enumerate(suite.tasks):
-        if task.name not in TASK_NAMES:
-            raise SuiteError(suite.source, f"tasks[{i}].name",
-                             f"unknown task {task.name!r}; allowed: {sorted(TASK_NAMES)}")
+        try:
+            task_spec(task.name)  # a built-in, a plug-in, or module:Name that imports
+        except ValueError as err:
+            raise SuiteError(suite.source, f"tasks[{i}].name", str(err)) from err
         try:
             budgets[task] = task_budget(task.name, task.preset, dict(task.overrides))
         except (ValueError, TypeError, KeyError) as err:
@@ -36,9 +37,10 @@ def validate_suite(suite: Suite) -> None:
     labels = {}
     for j, opt in enumerate(suite.optimizers):
         key = f"optimizers[{j}]"
-        if opt.name not in OPTIMIZERS:
-            raise SuiteError(suite.source, f"{key}.name",
-                             f"unknown optimizer {opt.name!r}; allowed: {sorted(OPTIMIZERS)}")
+        try:
+            optimizer_info(opt.name)
+        except ValueError as err:
+            raise SuiteError(suite.source, f"{key}.name", str(err)) from err
         label = config_label(opt.name, opt.hparams)
         if label in labels:
             raise SuiteError(suite.source, key, f"repeats configuration {label!r} of "

@@ -6,14 +6,15 @@
     trainer = pytorch_lightning.Trainer(**task.trainer_kwargs(), logger=..., callbacks=...)
 
 Tasks receive an optimizer factory `(param_groups, total_steps) -> Optimizer` and never choose
-an optimizer themselves.
+an optimizer themselves. A task from outside the project is a `TaskSpec` found by entry point
+(group `annealbench.tasks`) or `module:Name` (`task_spec`; docs/adding-a-task.md).
 """
 
 from tasks.base import OptimizerFactory, TaskModule
 from tasks.config import PRESETS
 from tasks.errors import DatasetError
-from tasks.registry import TASK_NAMES, declared_metrics, get_task
+from tasks.registry import TASK_NAMES, declared_metrics, get_task, task_names, task_spec
 from tasks.spec import Task
 
 __all__ = ["PRESETS", "TASK_NAMES", "DatasetError", "OptimizerFactory", "Task", "TaskModule",
-           "declared_metrics", "get_task"]
+           "declared_metrics", "get_task", "task_names", "task_spec"]
