@@ -1,5 +1,6 @@
 """Command line: `python -m analysis report RESULTS_DIR [--reference CONFIG]... [--margin FRACTION |
---margin-abs VALUE] [--metric M] [--grid FACTOR] [--out DIR] [--refuse-mixed-commits]`."""
+--margin-abs VALUE] [--metric M] [--grid FACTOR] [--out DIR] [--refuse-mixed-commits]
+[--no-wandb] [--wandb-report]`."""
 
 from __future__ import annotations
 
@@ -40,6 +41,11 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--refuse-mixed-commits", action="store_true",
                    help="stop instead of warning when the runs come from several git commits")
     r.add_argument("--no-wandb", action="store_true", help="do not log the tables to W&B")
+    r.add_argument("--wandb-report", action="store_true",
+                   help="also save a W&B Report of the suite (verdict table, per-task curves grouped by "
+                        "configuration, the gamma or window grid); needs wandb-workspaces, an API key and "
+                        "the server: when it cannot be saved, one line says why and the exit status is 1 "
+                        "(the report's files are written all the same)")
     return p
 
 
@@ -62,6 +68,20 @@ def main(argv: list[str] | None = None) -> int:
         print(error_line(err, saved), file=sys.stderr)
         return 2
     print(paths.html)
+    return save_wandb_report(args.results_dir, args.grid) if args.wandb_report else 0
+
+
+def save_wandb_report(results_dir: str, grid: str | None) -> int:
+    """Build the suite's W&B Report and save it: 0 and its URL, or 1 and one line saying why not."""
+    from analysis.store import load_store
+    from analysis.wandb_report import ReportNotSaved, build_report, save_report
+
+    try:
+        url = save_report(build_report(load_store(results_dir), grid=grid))
+    except (ReportNotSaved, StoreError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(url)
     return 0
 
 

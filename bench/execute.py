@@ -79,17 +79,14 @@ def fit(spec: RunSpec, run_dir: Path, options: RunOptions) -> FitResult:
 
     from bench.checkpoint import LAST, LastCheckpoint
     from bench.tidy import RowsInCheckpoint, TidyLogger
-    from bench.wandb_mode import make_wandb_logger
+    from bench.wandb_mode import (discard_stale_wandb, finish_wandb_run, make_wandb_logger,
+                                  metric_directions)
 
     task, factory = task_and_factory(spec, options)
     module, datamodule = task.build(factory, seed=spec.derived_seed)
     tidy = TidyLogger()
     loggers: list[Any] = [tidy]
     callbacks: list[Any] = [RowsInCheckpoint(tidy)]
-    wandb_logger = None
-    if options.wandb != "disabled":
-        wandb_logger = make_wandb_logger(spec.to_json(), str(run_dir), options.wandb)
-        loggers.append(wandb_logger)
     ckpt_path = None
     if options.checkpoints:
         ckpt_dir = run_dir / "checkpoints"
@@ -99,6 +96,12 @@ def fit(spec: RunSpec, run_dir: Path, options: RunOptions) -> FitResult:
         ckpt_path = str(last) if last.exists() else None
         if ckpt_path:
             log.info("%s: resuming from %s", spec.run_id, last)
+    wandb_logger = None
+    if options.wandb != "disabled":
+        if ckpt_path is None:
+            discard_stale_wandb(run_dir)
+        wandb_logger = make_wandb_logger(spec.to_json(), str(run_dir), options.wandb)
+        loggers.append(wandb_logger)
     trainer_kwargs = dict(task.trainer_kwargs())
     trainer = pl.Trainer(**trainer_kwargs, logger=loggers, callbacks=callbacks,
                          accelerator=options.accelerator, devices=options.devices,
@@ -106,11 +109,14 @@ def fit(spec: RunSpec, run_dir: Path, options: RunOptions) -> FitResult:
                          enable_checkpointing=False,  # LastCheckpoint, when asked for
                          enable_progress_bar=options.interactive,
                          enable_model_summary=options.interactive)
+    status = "failed"
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        status = "done" if getattr(module, "diverged_at_step", None) is None else "diverged"
     finally:
         if wandb_logger is not None and trainer.global_rank == 0:
-            wandb_logger.experiment.finish()
+            finish_wandb_run(wandb_logger, tidy.frame(), metric_directions(task.spec.metrics),
+                             status, getattr(module, "diverged_at_step", None))
     diverged = getattr(module, "diverged_at_step", None)
     return FitResult(metrics=tidy.frame(), final=tidy.final(),
                      diverged_step=math.nan if diverged is None else float(diverged),

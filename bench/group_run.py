@@ -79,24 +79,29 @@ def fit_group(specs: list[RunSpec], run_dirs: list[Path], options: RunOptions) -
     import pytorch_lightning as pl
 
     from bench.tidy import TidyLogger
-    from bench.wandb_mode import make_wandb_logger
+    from bench.wandb_mode import (discard_stale_wandb, finish_wandb_run, make_wandb_logger,
+                                  metric_directions)
     from tasks.group import build_group
 
     first = specs[0]
     task, factory = task_and_factory(first, options)
     tidies = [TidyLogger() for _ in specs]
-    wandbs = [make_wandb_logger(s.to_json(), str(d), options.wandb)
-              for s, d in zip(specs, run_dirs)] if options.wandb != "disabled" else []
-    sinks = [_Fanout([t, *wandbs[i:i + 1]]) for i, t in enumerate(tidies)]
     seeds = [s.derived_seed for s in specs]
-    module, datamodule = build_group(task, factory, seeds, sinks)
     ckpt_dir = run_dirs[0] / "checkpoints" / "group" if options.checkpoints else None
-    callbacks = _group_callbacks(tidies, ckpt_dir)
     ckpt_path = None
     if ckpt_dir is not None:
         ckpt_path = _resume_from(ckpt_dir, seeds)
         if ckpt_path:
             log.info("group of %s: resuming from %s", first.run_id, ckpt_path)
+    wandbs = []
+    if options.wandb != "disabled":
+        for spec, run_dir in zip(specs, run_dirs):
+            if ckpt_path is None:
+                discard_stale_wandb(run_dir)
+            wandbs.append(make_wandb_logger(spec.to_json(), str(run_dir), options.wandb))
+    sinks = [_Fanout([t, *wandbs[i:i + 1]]) for i, t in enumerate(tidies)]
+    module, datamodule = build_group(task, factory, seeds, sinks)
+    callbacks = _group_callbacks(tidies, ckpt_dir)
     trainer_kwargs = dict(task.trainer_kwargs())
     trainer = pl.Trainer(**trainer_kwargs, logger=False, callbacks=callbacks,
                          accelerator=options.accelerator, devices=1,
@@ -104,12 +109,15 @@ def fit_group(specs: list[RunSpec], run_dirs: list[Path], options: RunOptions) -
                          enable_checkpointing=False,
                          enable_progress_bar=options.interactive,
                          enable_model_summary=options.interactive)
+    fitted = False
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        fitted = True
     finally:
-        for logger in wandbs:
-            if logger._experiment is not None:
-                logger.experiment.finish()
+        directions = metric_directions(task.spec.metrics)
+        for logger, tidy, at in zip(wandbs, tidies, module.diverged_at):
+            status = "failed" if not fitted else "done" if at is None else "diverged"
+            finish_wandb_run(logger, tidy.frame(), directions, status, at)
     max_steps = int(trainer_kwargs["max_steps"])
     impl = optimizer_impl(trainer.optimizers)  # the group's one optimizer steps every member
     return [FitResult(metrics=t.frame(), final=t.final(),

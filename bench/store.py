@@ -82,8 +82,8 @@ class RunFolder:
         failures = self.attempts()
         if self.path.exists():
             for child in self.path.iterdir():
-                if child.name == "checkpoints" and keep_checkpoints:
-                    continue
+                if child.name in ("checkpoints", "wandb") and keep_checkpoints:
+                    continue  # a resumed attempt continues the W&B run its checkpoint belongs to
                 if child.name == "FAILED":
                     continue
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
