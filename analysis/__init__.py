@@ -11,7 +11,9 @@ or, from Python::
 
 Modules: `store` (loading and checking), `curves` (shared grid, bands, endpoints), `verdict` (the
 rule: TOST, paired tests, ITT, Holm), `comparisons` (the declared comparison and its verdict
-table), `hierarchical` (the Bayesian model across tasks), `paired` (surviving runs, secondary),
+table), `differences` (the verdict's paired differences as the per-task tables and forest show
+them, one section per reference), `hierarchical` (the Bayesian model across tasks), `paired`
+(surviving runs tested against 0: a labelled secondary),
 `maxt` (where along training), `aggregate` (task-level rank tests and scores), `fairtime` (steps
 or seconds), `theory` (the mean-radius relation), `diagnostics` (trust region), `summary` (all of
 it), `claims`, `figures`, `tables`, `report`, `wandb_tables`. Statistics: docs/statistics.md.

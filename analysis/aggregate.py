@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from analysis.paired import holm
+from analysis.verdict import holm
 
 
 def normalised_scores(final: np.ndarray, sign: float) -> np.ndarray:

@@ -69,12 +69,25 @@ def _task_verdict(row, a: Analysis) -> str:
     if isinstance(row.note, str) and row.note:
         text += f" Note: {row.note}"
     if row.n_diverged or row.n_diverged_reference:
-        text += f" Surviving runs only (secondary, n = {int(row.n_survivors)}): {row.verdict_survivors}."
+        text += f" Surviving runs only (secondary: {_survivors(row)}): {row.verdict_survivors}."
     if math.isfinite(row.posterior_better):
         text += (f" Posterior probabilities (Bayesian signed-rank, ROPE = the margin; a description, not "
                  f"a second test): better {row.posterior_better:.2f}, within the margin "
                  f"{row.posterior_equivalent:.2f}, worse {row.posterior_worse:.2f}.")
     return text
+
+
+def _survivors(row) -> str:
+    """The surviving-runs row's test, n and interval (the same rule on the seeds where both completed,
+    its own Holm family)."""
+    n = int(row.n_survivors)
+    level = getattr(row, "ci_level_survivors", math.nan)
+    if n < 2 or not math.isfinite(level):
+        return f"n = {n} seed(s) where both runs completed, no test possible"
+    scale = "log-ratio" if row.scale == LOG_RATIO else "difference"
+    return (f"paired t on the seeds where both runs completed, n = {n}, mean {scale} {row.estimate_survivors:+.4g}, "
+            f"{100 * level:.4g}% interval {row.ci_low_survivors:+.4g} to {row.ci_high_survivors:+.4g} at its "
+            f"own Holm level")
 
 
 def _ratio(x: float) -> str:
@@ -167,12 +180,13 @@ def maxt_claims(a: Analysis) -> list[str]:
         floor = 1.0 / r.null_max.size * (2 if r.exact else 1)
         if sig.any():
             out.append(f"On {task}, {config} and {a.baseline} differ at {int(sig.sum())} of {r.steps.size} "
-                       f"logged steps (sign-flip max-T test, family-wise α = {a.options.alpha:g} over steps, "
-                       f"{how}), first at step {int(r.steps[sig][0])}.")
+                       f"logged steps (sign-flip max-T test over n = {r.n} seeds where both runs completed, "
+                       f"family-wise α = {a.options.alpha:g} over steps, {how}; a test of where, no interval), "
+                       f"first at step {int(r.steps[sig][0])}.")
         else:
-            out.append(f"On {task}, the sign-flip max-T test finds no step where {config} and {a.baseline} "
-                       f"differ (family-wise α = {a.options.alpha:g}, {how}; smallest attainable adjusted "
-                       f"p = {floor:.3g}).")
+            out.append(f"On {task}, the sign-flip max-T test over n = {r.n} seeds where both runs completed "
+                       f"finds no step where {config} and {a.baseline} differ (family-wise α = "
+                       f"{a.options.alpha:g}, {how}; smallest attainable adjusted p = {floor:.3g}).")
     return out
 
 
@@ -231,8 +245,9 @@ def power_claims(a: Analysis) -> list[str]:
         rows = "; ".join(f"d_z = {r.d_z:g} (≈ {r.difference:.3g} in {a.options.metric}): "
                          f"{r.seeds_at_family_alpha} seeds" for r in a.power.itertuples())
         m = int(a.power["family_size"].iloc[0])
-        out.append(f"Seeds needed for 80% power with a paired t-test at the family's level "
-                   f"{a.options.alpha:g}/{m} (median observed sd of paired differences): {rows}.")
+        out.append(f"Seeds needed for 80% power with a paired t-test against 0 at the family's level "
+                   f"{a.options.alpha:g}/{m} (median observed sd of the surviving runs' paired differences, "
+                   f"the secondary analysis): {rows}.")
     tasks = a.verdict[a.verdict["scope"] != "all tasks"] if not a.verdict.empty else a.verdict
     need = tasks["seeds_for_equivalence"].to_numpy(float) if not tasks.empty else np.array([])
     if np.isfinite(need).any():

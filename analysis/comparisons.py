@@ -235,9 +235,10 @@ def _apply(rows: list[dict], stats_: list[PairStats], alpha: float, sign: float,
         row.update({f"p_difference{suffix}_raw": raw, f"p_equivalence{suffix}_raw": st.p_inside,
                     f"p_difference{suffix}": dec.p_difference, f"p_equivalence{suffix}": dec.p_equivalence,
                     f"verdict{suffix}": dec.verdict})
+        row.update({f"ci_low{suffix}": dec.ci_low, f"ci_high{suffix}": dec.ci_high,
+                    f"ci_level{suffix}": 1 - 2 * dec.level})
         if not suffix:
-            row.update({"ci_low": dec.ci_low, "ci_high": dec.ci_high, "ci_level": 1 - 2 * dec.level,
-                        "level": dec.level})
+            row["level"] = dec.level
     return decisions
 
 

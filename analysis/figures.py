@@ -9,7 +9,6 @@ colour and line style in every figure (`analysis.style.looks`).
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 import matplotlib
@@ -22,10 +21,12 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator, SymmetricalLogLocator
 from analysis import style
 from analysis.aggregate import integrated_score, profile
 from analysis.curves import TaskCurves, task_curves
+from analysis.differences import verdict_differences
 from analysis.figures_theory import diagnostics, window_family
 from analysis.grid import factor_grid, factor_grid_train
 from analysis.panels import draw_curves, legend_below, log_scale_fits, panel_grid
 from analysis.summary import Analysis
+from analysis.verdict import NO_TEST
 
 log = logging.getLogger(__name__)
 FIGURE_NAMES = ("a_windows", "b_curves", "c_forest", "d_critical_difference", "e_profiles", "f_diagnostics")
@@ -77,19 +78,6 @@ def training_curves(curves: dict[str, TaskCurves], looks: dict, level: float) ->
     return fig
 
 
-def relative_differences(a: Analysis) -> pd.DataFrame:
-    """Paired rows with n ≥ 2, their mean difference and interval in % of the reference's mean
-    final value on the task (so tasks on different scales share one unit)."""
-    rows = a.paired[a.paired["n"] >= 2].copy() if not a.paired.empty else pd.DataFrame()
-    if rows.empty:
-        return rows
-    ref = a.per_config.set_index(["task", "config"])["final_mean"]
-    scale = np.array([abs(ref.get((t, b), math.nan)) for t, b in zip(rows["task"], rows["baseline"])])
-    for col in ("mean_diff", "ci_low", "ci_high"):
-        rows[f"{col}_pct"] = 100 * rows[col].to_numpy() / scale
-    return rows
-
-
 def outlier_scale(ax, bounds: np.ndarray, ratio: float = 10.0) -> float | None:
     """A symmetric-log x-axis when the widest interval bound exceeds `ratio` × the median one
     (one far configuration would squeeze the others into a dot); linear within ± the median's
@@ -104,36 +92,56 @@ def outlier_scale(ax, bounds: np.ndarray, ratio: float = 10.0) -> float | None:
     return linthresh
 
 
+def _clipped(values: np.ndarray, limit: float) -> np.ndarray:
+    """±∞ (a sign-test interval or median with a diverged run) drawn at ±`limit`."""
+    return np.where(np.isposinf(values), limit, np.where(np.isneginf(values), -limit, values))
+
+
 def forest(a: Analysis, looks: dict) -> Figure:
-    """(c) Paired differences against the reference, one panel per task, in % of the
-    reference's mean final value, with their t-intervals."""
-    rows = relative_differences(a)
-    tasks = list(dict.fromkeys(rows["task"])) if not rows.empty else []
-    fig = Figure(figsize=(style.PAGE_IN, 0.6 + sum(0.22 * (rows["task"] == t).sum() + 0.45 for t in tasks)
-                          if tasks else 1.6))
-    if not tasks:
+    """(c) The verdict's paired differences (`analysis.differences.verdict_differences`): one panel
+    per reference and task, titled with the reference, each configuration's estimate and the
+    interval its verdict was read from (at the row's Holm level), with the ±margin dashed.
+    Unbounded ends are drawn at the panel's edge with an arrow head."""
+    rows = verdict_differences(a)
+    rows = rows[rows["test"] != NO_TEST]
+    panels = list(dict.fromkeys(zip(rows["reference"], rows["task"])))
+    sizes = [int(((rows["reference"] == r) & (rows["task"] == t)).sum()) for r, t in panels]
+    fig = Figure(figsize=(style.PAGE_IN, 1.1 + sum(0.22 * k + 0.45 for k in sizes) if panels else 1.6))  # 3-line x label
+    if not panels:
         ax = fig.subplots()
         ax.text(0.5, 0.5, "no comparison with ≥ 2 paired seeds", ha="center", transform=ax.transAxes)
         ax.set_axis_off()
         return fig
-    axes = np.atleast_1d(fig.subplots(len(tasks), 1, height_ratios=[(rows["task"] == t).sum() + 1.5
-                                                                     for t in tasks]))
-    for ax, task in zip(axes, tasks):
-        g = rows[rows["task"] == task]
+    axes = np.atleast_1d(fig.subplots(len(panels), 1, height_ratios=[k + 1.5 for k in sizes]))
+    for ax, (ref, task) in zip(axes, panels):
+        g = rows[(rows["reference"] == ref) & (rows["task"] == task)]
         y = np.arange(len(g))
         colours = [looks[c].colour for c in g["config"]]
-        ax.hlines(y, g["ci_low_pct"], g["ci_high_pct"], colors=colours, lw=1.6)
-        ax.scatter(g["mean_diff_pct"], y, c=colours, s=14, zorder=3)
-        ax.set_yticks(y, [f"{c} (n={n})" for c, n in zip(g["config"], g["n"])])
+        margins = g[["margin_low_rel", "margin_high_rel"]].to_numpy(float)
+        bounds = g[["ci_low_rel", "ci_high_rel", "estimate_rel"]].to_numpy(float)
+        finite = np.abs(np.r_[bounds[np.isfinite(bounds)], margins[np.isfinite(margins)]])
+        limit = 1.2 * float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+        low, high = _clipped(g["ci_low_rel"].to_numpy(float), limit), _clipped(g["ci_high_rel"].to_numpy(float), limit)
+        ax.hlines(y, low, high, colors=colours, lw=1.6)
+        ax.scatter(_clipped(g["estimate_rel"].to_numpy(float), limit), y, c=colours, s=14, zorder=3)
+        for end, marker in ((g["ci_low_rel"], "<"), (g["ci_high_rel"], ">")):
+            open_end = np.isinf(end.to_numpy(float))
+            if open_end.any():
+                ax.scatter(_clipped(end.to_numpy(float), limit)[open_end], y[open_end], marker=marker,
+                           c=np.array(colours)[open_end], s=18, zorder=3)
+        ax.set_yticks(y, [f"{c} (n={n}): {v}" for c, n, v in zip(g["config"], g["n"], g["verdict"])])
         ax.axvline(0, color="grey", lw=0.8)
-        linthresh = outlier_scale(ax, g[["ci_low_pct", "ci_high_pct"]].to_numpy())
+        for m in np.unique(margins[np.isfinite(margins)]):
+            ax.axvline(m, color="grey", lw=0.6, ls="--")
+        linthresh = outlier_scale(ax, np.c_[low, high])
         ax.set_ylim(len(g) - 0.5, -0.5)
         scale = f" (log beyond ±{linthresh:g}%)" if linthresh else ""
-        ax.set_title(f"{style.wrap_label(task, style.HALF_CHARS)}: against {g['baseline'].iloc[0]}{scale}",
-                     loc="left")
-    fig.supxlabel(f"final {a.options.metric}: config − reference, in % of the reference's mean\n"
-                        f"(paired {100 * a.options.level:g}% t-interval)")
-    fig.suptitle("(c) Paired differences against the reference")
+        ax.set_title(f"{style.wrap_label(task, style.HALF_CHARS)}: against {ref}{scale}", loc="left")
+    units = "; metric units where the median is unknown" if set(rows["unit"]) - {"%"} else ""
+    fig.supxlabel(f"final {a.options.metric}: configuration against reference, in %\n(the ratio's change on "
+                  f"log-ratio rows, of the reference's median on difference rows{units})\nthe verdict's "
+                  f"estimate and interval (ITT, at the row's Holm level); dashed: ±margin")
+    fig.suptitle("(c) The verdict's paired differences, per reference")
     return fig
 
 

@@ -47,7 +47,7 @@ from analysis.curves import TaskCurves
 from analysis.panels import draw_curves
 from analysis.summary import Analysis
 from analysis.tables import VERDICT_SHOWN
-from analysis.verdict import ALL_TASKS, LOG_RATIO
+from analysis.differences import in_units
 from common.store_schema import parse_label
 
 BASE = "Base"
@@ -169,21 +169,6 @@ def best_verdict(a: Analysis) -> pd.DataFrame:
 def verdict_best_table(best: pd.DataFrame) -> pd.DataFrame:
     """`verdict.csv`'s columns for the best-point verdict, and `endpoint` = "best"."""
     return best[[c for c in VERDICT_SHOWN if c in best.columns]].assign(endpoint="best")
-
-
-def in_units(row) -> tuple[float, float, float, str]:
-    """A verdict row's estimate and interval in the verdict table's units: the ratio's change in %
-    on log-ratio rows, % of the reference's median on difference rows (metric units when the
-    median is unknown), margins δ across tasks."""
-    if row["scope"] == ALL_TASKS:
-        return row["estimate"], row["ci_low"], row["ci_high"], "δ"
-    if row["scale"] == LOG_RATIO:
-        return tuple(100.0 * math.expm1(x) if math.isfinite(x) else x
-                     for x in (row["estimate"], row["ci_low"], row["ci_high"])) + ("%",)
-    median = row.get("reference_median", math.nan)
-    if median and math.isfinite(median):
-        return tuple(100.0 * x / median for x in (row["estimate"], row["ci_low"], row["ci_high"])) + ("%",)
-    return row["estimate"], row["ci_low"], row["ci_high"], ""
 
 
 def _number_text(x: float, unit: str) -> str:

@@ -28,6 +28,7 @@ class MaxT:
     p_adjusted: np.ndarray  # (J,) family-wise adjusted p-values
     null_max: np.ndarray  # (B,) max_j |T_j| under each sign vector (identity first)
     exact: bool
+    n: int = 0  # seeds (pairs) tested
 
 
 def sign_vectors(n: int, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -79,7 +80,8 @@ def max_t_test(d: np.ndarray, steps: np.ndarray, rng: np.random.Generator | None
     t_obs = np.zeros(d.shape[1])
     p = np.ones(d.shape[1])
     if not informative.any():
-        return MaxT(steps=steps, t=t_obs, p_adjusted=p, null_max=np.zeros(signs.shape[0]), exact=exact)
+        return MaxT(steps=steps, t=t_obs, p_adjusted=p, null_max=np.zeros(signs.shape[0]), exact=exact,
+                    n=n)
     di, ssi = d[:, informative], ss[informative]
     t_obs[informative] = t_statistics(np.ones((1, n)), di)[0]
     # |T| is unchanged when every sign flips, so the exact enumeration needs only the half with ε_1 = +1
@@ -89,4 +91,4 @@ def max_t_test(d: np.ndarray, steps: np.ndarray, rng: np.random.Generator | None
     null_max = np.sqrt(np.concatenate([null_sq, null_sq]) if exact else null_sq)
     sorted_null = np.sort(null_max)
     count = sorted_null.size - np.searchsorted(sorted_null, np.abs(t_obs) * (1 - 1e-12), side="left")
-    return MaxT(steps=steps, t=t_obs, p_adjusted=count / sorted_null.size, null_max=null_max, exact=exact)
+    return MaxT(steps=steps, t=t_obs, p_adjusted=count / sorted_null.size, null_max=null_max, exact=exact, n=n)

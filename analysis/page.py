@@ -17,11 +17,10 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.claims import all_claims
-from analysis.figures import relative_differences
+from analysis.differences import SURVIVORS, in_units, survivor_rows, verdict_differences
 from analysis.interactive import curve_plot, plotly_script
 from analysis.tables import _rounded, verdict_table
 from analysis.summary import Analysis
-from analysis.verdict import ALL_TASKS, LOG_RATIO
 from common.store_schema import code_version, describe_code_version
 
 SECTIONS = (  # section id → figure names (fnmatch patterns) drawn there, in order
@@ -68,22 +67,14 @@ def question(a: Analysis) -> str:
 
 
 def _relative(row: pd.Series) -> str:
-    """A verdict row's estimate and the interval its verdict was read from: as a % change of the
-    ratio for log-ratio rows, in % of the reference's median for difference rows, in margins (δ)
-    across tasks; then the divergence rate when a run diverged."""
-    if row["scope"] == ALL_TASKS:
-        convert, unit = (lambda x: x), "δ"
-    elif row.get("scale") == LOG_RATIO:
-        convert, unit = (lambda x: 100.0 * math.expm1(x) if math.isfinite(x) else x), "%"
-    else:
-        scale = 100.0 / row["reference_median"] if row.get("reference_median") else math.nan
-        convert, unit = (lambda x: scale * x), "%"
-    if not math.isfinite(row["estimate"]) or not math.isfinite(convert(1.0)):
+    """A verdict row's estimate and the interval its verdict was read from, in the verdict table's
+    units (`analysis.differences.in_units`), then the divergence rate when a run diverged."""
+    estimate, low, high, unit = in_units(row)
+    if not math.isfinite(estimate):
         return ""
-    interval = (f" [{convert(row['ci_low']):+.3g}, {convert(row['ci_high']):+.3g}]"
-                if math.isfinite(row["ci_low"]) and math.isfinite(row["ci_high"]) else "")
+    interval = f" [{low:+.3g}, {high:+.3g}]" if math.isfinite(low) and math.isfinite(high) else ""
     diverged = (f"; diverged {row['diverged_rate']:.0%}" if row.get("n_diverged") else "")
-    return f"{convert(row['estimate']):+.3g}{unit}{interval}{diverged}"
+    return f"{estimate:+.3g}{unit}{interval}{diverged}"
 
 
 def verdict_matrix_html(a: Analysis) -> str:
@@ -178,13 +169,57 @@ def grid_html(a: Analysis, figures: dict[str, Path], tables: dict[str, pd.DataFr
     return parts
 
 
+def _number(x: float, unit: str) -> str:
+    """`+1.23%`; ±inf where a sign-test interval is unbounded; – for none."""
+    return "–" if math.isnan(x) else f"{x:+.3g}{unit}"
+
+
+def differences_table(rows: pd.DataFrame) -> str:
+    """One reference's rows of `verdict_differences` on one task: each configuration once, with
+    the verdict's estimate and interval in the verdict table's units, test, n and Holm p-values."""
+    shown = pd.DataFrame({
+        "configuration": rows["config"], "verdict": rows["verdict"], "test": rows["test"], "n": rows["n"],
+        "estimate": [_number(x, u) for x, u in zip(rows["estimate_rel"], rows["unit"])],
+        "interval": [f"[{_number(lo, u)}, {_number(hi, u)}]" if not (math.isnan(lo) or math.isnan(hi)) else "–"
+                     for lo, hi, u in zip(rows["ci_low_rel"], rows["ci_high_rel"], rows["unit"])],
+        "ci_level": rows["ci_level"], "p_difference": rows["p_difference"], "p_equivalence": rows["p_equivalence"],
+        "diverged (config, reference)": [f"{c}, {r}" for c, r in zip(rows["n_diverged"],
+                                                                      rows["n_diverged_reference"])]})
+    body = "".join(f"<tr class='verdict-{html.escape(str(v))}'>"
+                   + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>"
+                   for v, cells in zip(rows["verdict"], _rounded(shown).itertuples(index=False)))
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in shown.columns)
+    return f"<table class='differences'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def survivors_html(a: Analysis, task: str, survivors: pd.DataFrame) -> str:
+    """The secondary analysis on one task, collapsed under its own label, a table per reference."""
+    rows = survivors[survivors["task"] == task] if not survivors.empty else survivors
+    if rows.empty:
+        return ""
+    label = SURVIVORS.format(level=100 * a.options.level)
+    cols = ["config", "n", "n_diverged", "mean_diff", "ci_low", "ci_high", "mean_diff_pct", "ci_low_pct",
+            "ci_high_pct", "p_t", "p_holm"]
+    parts = [f"<details class='survivors'><summary>Secondary, not the verdict: {html.escape(label)}</summary>"
+             f"<p class='muted'>Surviving runs only (seeds where both runs completed; a diverged run is left out, "
+             f"not counted as the worst outcome), paired t against 0 with its {a.options.level:.0%} t-interval, "
+             f"the difference config − reference in {html.escape(a.options.metric)} and (_pct) in % of the "
+             f"reference's mean final value; p_holm over the verdict's per-task family. The verdict above "
+             f"is the analysis; this is its sensitivity to divergence.</p>"]
+    for ref, g in rows.groupby("reference", sort=False):
+        parts.append(f"<h5>{html.escape(label)}: against {html.escape(str(ref))}</h5>" + _table(g[cols]))
+    return "".join(parts) + "</details>"
+
+
 def task_section(a: Analysis, figures: dict[str, Path], looks: dict, train: dict,
                  tables: dict[str, pd.DataFrame] | None = None) -> list[str]:
     """Per task: the interactive curves (evaluation, then training loss when logged) and the
-    paired differences against the reference; then the static figures of this section, and the
-    grid's verdict table when the report drew a factor grid (`grid_html`)."""
+    verdict's paired differences, one table per reference (`differences_table`), then the
+    surviving-runs secondary under its own label (`survivors_html`); then the static figures of
+    this section, and the grid's verdict table when the report drew a factor grid (`grid_html`)."""
     parts = ["<section id='tasks'><h2>2. Per task: curves and paired differences</h2>"]
-    rel = relative_differences(a)
+    differences = verdict_differences(a)
+    survivors = survivor_rows(a)
     for k, (task, tc) in enumerate(a.curves.items()):
         parts.append(f"<h3>{html.escape(task)}</h3>")
         plots = [curve_plot(tc, looks, a.options.level, f"curve-{k}", getattr(a, "metric_label", None))]
@@ -193,11 +228,18 @@ def task_section(a: Analysis, figures: dict[str, Path], looks: dict, train: dict
         # the columns are fixed before plotly sizes the first plot (it measures its cell once)
         parts.append(f"<div class='plots' style='grid-template-columns:repeat({len(plots)},minmax(0,1fr))'>"
                      + "".join(f"<div>{p}</div>" for p in plots) + "</div>")
-        rows = rel[rel["task"] == task] if not rel.empty else rel
+        rows = differences[differences["task"] == task]
+        for ref, g in rows.groupby("reference", sort=False):
+            parts.append(f"<h4 class='against'>Against {html.escape(str(ref))}: the verdict's paired differences</h4>"
+                         + differences_table(g))
         if not rows.empty:
-            cols = ["config", "n", "mean_diff", "ci_low", "ci_high", "mean_diff_pct", "ci_low_pct", "ci_high_pct", "p_holm"]
-            parts.append(f"<p>Paired differences against {html.escape(a.baseline)} (config − reference; "
-                         f"_pct: in % of the reference's mean final value):</p>" + _table(rows[cols]))
+            parts.append(
+                f"<p class='muted'>Configuration against reference in final {html.escape(a.options.metric)}, per "
+                f"seed: the ratio's change in % on log-ratio rows, in % of the reference's median on difference "
+                f"rows; a diverged run is its arm's worst outcome (intention to treat). The interval is the one "
+                f"the verdict was read from, at the level Holm's procedure gave the row (ci_level); p-values "
+                f"are Holm-adjusted over the per-task family (verdict.csv).</p>")
+        parts.append(survivors_html(a, task, survivors))
     parts += _figures_in("tasks", figures) + grid_html(a, figures, tables or {}) + ["</section>"]
     return parts
 

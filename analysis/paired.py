@@ -1,9 +1,12 @@
-"""Paired comparisons against a reference over seeds (same seed = same initialisation and data).
+"""The secondary analysis: surviving runs only, tested against 0 (the verdict is `analysis.verdict`'s).
 
-The secondary, surviving-runs analysis (the verdict itself is `analysis.verdict`'s): for one
-task and configuration c, d_s = y_{c,s} − y_{base,s} over the seeds s where both runs
-completed. Primary test: paired t-test on d; sensitivity: Wilcoxon signed-rank with zeros split
-evenly between the rank sums and tied |d| given average ranks (Demšar 2006, section 3.1.3).
+For one task, configuration c and reference b, d_s = y_{c,s} − y_{b,s} over the seeds s where
+both runs completed (`analysis.verdict.survivor_differences`, the one place paired differences
+are formed). Test: paired t on d with its (default 95%) t-interval; sensitivity: Wilcoxon
+signed-rank with zeros split evenly between the rank sums and tied |d| given average ranks
+(Demšar 2006, section 3.1.3). Its Holm family is the verdict's per-task family (the same rows),
+asked its own question (Δ = 0, not the margin). The report shows it only under its own label
+(`analysis.differences.SURVIVORS`), never beside the verdict's numbers.
 """
 
 from __future__ import annotations
@@ -15,20 +18,23 @@ import numpy as np
 from scipy import stats
 from statsmodels.stats.power import TTestPower
 
+from analysis.verdict import both_completed, survivor_differences
+
 BAYES_SAMPLES = 3000  # posterior draws of the Bayesian signed-rank test (MC error ≈ 0.01)
 POWER = 0.8  # power at which the smallest detectable effect is quoted
 
 
 @dataclass(frozen=True)
 class PairedResult:
-    """One configuration against the baseline on one task; differences are config − baseline."""
+    """One configuration against a reference on one task, surviving runs only; differences are
+    config − reference in metric units."""
 
     task: str
     config: str
-    baseline: str
+    reference: str
     n: int  # seeds with both runs completed
     n_diverged: int  # config runs that diverged (not in n)
-    n_diverged_baseline: int
+    n_diverged_reference: int
     mean_diff: float
     ci_low: float
     ci_high: float
@@ -36,8 +42,8 @@ class PairedResult:
     p_wilcoxon: float
     d_z: float  # mean(d)/sd(d), signed like d
     sd_diff: float  # sd(d), ddof = 1
-    a_better: float  # Vargha–Delaney A: P(config run better than baseline run), ties ½
-    p_holm: float = math.nan  # Holm-adjusted p_t over the family of comparisons
+    a_better: float  # Vargha–Delaney A: P(config run better than reference run), ties ½
+    p_holm: float = math.nan  # Holm-adjusted p_t over the verdict's per-task family
     min_detectable: float = math.nan  # |mean diff| detectable with POWER at the family's α
     note: str = ""
 
@@ -66,16 +72,17 @@ def seeds_needed(d_z: float, alpha: float, power: float = POWER) -> int:
     return int(math.ceil(float(np.squeeze(n))))
 
 
-def compare(task: str, config: str, baseline: str, y: np.ndarray, y_base: np.ndarray,
-            status: np.ndarray, status_base: np.ndarray, *, sign: float = 1.0,
+def compare(task: str, config: str, reference: str, y: np.ndarray, y_ref: np.ndarray,
+            status: np.ndarray, status_ref: np.ndarray, *, sign: float = 1.0,
             level: float = 0.95) -> PairedResult:
-    """Paired statistics of `y` (config) against `y_base` over seeds; NaN entries are unpaired."""
-    both = np.isfinite(y) & np.isfinite(y_base)
-    d = y[both] - y_base[both]
+    """Paired statistics of `y` (config) against `y_ref` over seeds; NaN entries are unpaired."""
+    y, y_ref = np.asarray(y, float), np.asarray(y_ref, float)
+    both = both_completed(y, y_ref)
+    d = survivor_differences(y, y_ref)
     n = int(d.size)
-    common = dict(task=task, config=config, baseline=baseline, n=n,
+    common = dict(task=task, config=config, reference=reference, n=n,
                   n_diverged=int(np.sum(status == "diverged")),
-                  n_diverged_baseline=int(np.sum(status_base == "diverged")))
+                  n_diverged_reference=int(np.sum(status_ref == "diverged")))
     nan = math.nan
     if n < 2:
         return PairedResult(**common, mean_diff=float(d.mean()) if n else nan, ci_low=nan,
@@ -87,9 +94,9 @@ def compare(task: str, config: str, baseline: str, y: np.ndarray, y_base: np.nda
         return PairedResult(**common, mean_diff=mean, ci_low=mean, ci_high=mean,
                             p_t=1.0 if mean == 0 else 0.0, p_wilcoxon=nan,
                             d_z=0.0 if mean == 0 else math.copysign(math.inf, mean), sd_diff=0.0,
-                            a_better=vargha_delaney(y[both], y_base[both], sign),
+                            a_better=vargha_delaney(y[both], y_ref[both], sign),
                             note="all paired differences are equal; t-test degenerate")
-    test = stats.ttest_rel(y[both], y_base[both])
+    test = stats.ttest_1samp(d, 0.0)  # the paired t (scipy's ttest_rel on the pairs)
     ci = test.confidence_interval(confidence_level=level)
     if np.all(d == 0):
         p_w = 1.0
@@ -97,13 +104,13 @@ def compare(task: str, config: str, baseline: str, y: np.ndarray, y_base: np.nda
         p_w = float(stats.wilcoxon(d, zero_method="zsplit").pvalue)
     return PairedResult(**common, mean_diff=float(d.mean()), ci_low=float(ci.low),
                         ci_high=float(ci.high), p_t=float(test.pvalue), p_wilcoxon=p_w,
-                        d_z=float(d.mean() / sd), sd_diff=sd, a_better=vargha_delaney(y[both], y_base[both], sign))
+                        d_z=float(d.mean() / sd), sd_diff=sd, a_better=vargha_delaney(y[both], y_ref[both], sign))
 
 
 def bayes_signed_rank(d: np.ndarray, rope: float, sign: float, seed: int = 0,
                       nsamples: int = BAYES_SAMPLES, prior: float = 0.5) -> tuple[float, float, float]:
     """(P(config better), P(within the ROPE), P(config worse)) of the Bayesian signed-rank test
-    (Benavoli et al. 2017) on paired differences d = config − baseline.
+    (Benavoli et al. 2017) on paired differences d = config − reference.
 
     Let z = (0, improvements), z > 0 meaning the configuration is better, and w ~ Dirichlet(prior,
     1, …, 1). Each draw gives θ_better = Σ_ij w_i w_j [z_i + z_j > 2r] (½ at equality), θ_worse
@@ -123,21 +130,3 @@ def bayes_signed_rank(d: np.ndarray, rope: float, sign: float, seed: int = 0,
     draws = np.stack([worse, 1.0 - worse - better, better], axis=1)
     p_worse, p_rope, p_better = np.bincount(np.argmax(draws, axis=1), minlength=3) / nsamples
     return float(p_better), float(p_rope), float(p_worse)
-
-
-def holm(p_values: np.ndarray, alpha: float = 0.05) -> np.ndarray:
-    """Holm-adjusted p-values: sorted p_(i) ↦ max_{j ≤ i} min(1, (m − j + 1)·p_(j)); NaN entries
-    (no test) stay NaN and are not counted in m. Same values as statsmodels'
-    `multipletests(method="holm")`, which calls gc.collect() on every call (≈ 70 ms in a large
-    process); tested against it."""
-    p = np.asarray(p_values, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = np.isfinite(p)
-    m = int(ok.sum())
-    if m:
-        order = np.argsort(p[ok], kind="stable")
-        scaled = np.minimum(1.0, (m - np.arange(m)) * p[ok][order])
-        adjusted = np.empty(m)
-        adjusted[order] = np.maximum.accumulate(scaled)
-        out[ok] = adjusted
-    return out

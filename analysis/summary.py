@@ -27,6 +27,7 @@ from analysis.fairtime import time_measure
 from analysis.maxt import MaxT, max_t_test
 from analysis.store import Store
 from analysis.theory import THEORY_OPTIMIZERS, radius_relation
+from analysis.verdict import ALL_TASKS, holm
 from common.compare import CompareError, Comparison, Margin
 from common.metrics import Metric
 
@@ -87,7 +88,7 @@ class Analysis:
     curves: dict[str, TaskCurves]
     endpoints: pd.DataFrame  # one row per eval run
     per_config: pd.DataFrame  # one row per (task, config)
-    paired: pd.DataFrame  # one row per (task, config ≠ baseline)
+    paired: pd.DataFrame  # secondary (surviving runs, t against 0): one row per per-task verdict row
     maxt: dict[tuple[str, str], MaxT]
     failures: pd.DataFrame  # one row per (task, config), failed runs included
     aggregate: pd.DataFrame  # one row per config
@@ -192,32 +193,35 @@ def _per_config(endpoints: pd.DataFrame, level: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _paired(curves: dict[str, TaskCurves], endpoints: pd.DataFrame, comparison: Comparison, primary: str,
+def _paired(curves: dict[str, TaskCurves], endpoints: pd.DataFrame, verdict: pd.DataFrame, primary: str,
             options: Options, sign: float, notes: list[str]) -> tuple[pd.DataFrame, dict]:
-    """Survivors' paired statistics for every (task, config, reference) of the comparison (the
-    secondary analysis), and max-T over steps against the primary reference."""
-    results, maxt = [], {}
+    """The secondary analysis (`analysis.paired`: surviving runs, t against 0) of every per-task row
+    of the verdict — its Holm family is the verdict's per-task family, the same rows — and max-T
+    over steps against the primary reference."""
     for task, tc in curves.items():
         if len(tc.configs) == 1:
             notes.append(f"{task}: only one configuration ({tc.configs[0]}); nothing to compare.")
-            continue
-        final = endpoints[endpoints["task"] == task].pivot(index="config", columns="seed", values="final")
-        for config, ref in comparison.pairs(tc.configs):
-            c, b = tc.index(config), tc.index(ref)
-            res = paired.compare(task, config, ref, final.loc[config].to_numpy(), final.loc[ref].to_numpy(),
-                                 tc.status[c], tc.status[b], sign=sign, level=options.level)
-            if res.n >= 2 and ref == primary:
-                d = tc.values[c] - tc.values[b]
-                paired_rows = np.isfinite(d).any(axis=1) & (tc.status[c] == "done") & (tc.status[b] == "done")
-                try:
-                    maxt[(task, config)] = max_t_test(d[paired_rows], tc.steps)
-                except ValueError as err:
-                    notes.append(f"{task}, {config}: no max-T test ({err}).")
-            results.append(res)
+    results, maxt = [], {}
+    rows = verdict[verdict["scope"] != ALL_TASKS] if not verdict.empty else verdict
+    finals = {task: endpoints[endpoints["task"] == task].pivot(index="config", columns="seed", values="final")
+              for task in dict.fromkeys(rows["scope"])} if not rows.empty else {}
+    for task, config, ref in (zip(rows["scope"], rows["config"], rows["reference"]) if not rows.empty else ()):
+        tc, final = curves[task], finals[task]
+        c, b = tc.index(config), tc.index(ref)
+        res = paired.compare(task, config, ref, final.loc[config].to_numpy(), final.loc[ref].to_numpy(),
+                             tc.status[c], tc.status[b], sign=sign, level=options.level)
+        if res.n >= 2 and ref == primary:
+            d = tc.values[c] - tc.values[b]
+            paired_rows = np.isfinite(d).any(axis=1) & (tc.status[c] == "done") & (tc.status[b] == "done")
+            try:
+                maxt[(task, config)] = max_t_test(d[paired_rows], tc.steps)
+            except ValueError as err:
+                notes.append(f"{task}, {config}: no max-T test ({err}).")
+        results.append(res)
     frame = pd.DataFrame([dataclasses.asdict(r) for r in results])
     if frame.empty:
         return frame, maxt
-    frame["p_holm"] = paired.holm(frame["p_t"].to_numpy(), options.alpha)
+    frame["p_holm"] = holm(frame["p_t"].to_numpy(), options.alpha)
     m = int(frame["p_t"].notna().sum())
     alpha_first = options.alpha / max(m, 1)
     frame["min_detectable"] = [paired.smallest_detectable_dz(n, alpha_first) * sd if n >= 2 else math.nan
@@ -394,7 +398,7 @@ def analyse(store: Store, options: Options = Options()) -> Analysis:
             notes.append(f"{task}: one seed only; no test is possible, results are descriptive.")
     verdict = comparisons.verdict_frame(curves, endpoints, comparison, options.alpha, sign, notes, store=store,
                                         positive=declared.positive)
-    paired_frame, maxt = _paired(curves, endpoints, comparison, baseline, options, sign, notes)
+    paired_frame, maxt = _paired(curves, endpoints, verdict, baseline, options, sign, notes)
     blocks = _task_blocks(curves, endpoints, sign, measure, notes)
     fried, pairwise, clq, ratios = _across_tasks(blocks, options, notes)
     diag, opt_curves = _diagnostics(store, metrics, endpoints, notes)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.differences import SURVIVORS
 from analysis.summary import Analysis
 from analysis.verdict import VERDICT_COLUMNS
 
@@ -52,12 +53,23 @@ def verdict_table(a: Analysis, *, details: bool = False) -> pd.DataFrame | None:
     return verdict if details else verdict[[c for c in VERDICT_SHOWN if c in verdict.columns]]
 
 
+def survivor_table(a: Analysis) -> pd.DataFrame:
+    """The secondary analysis (surviving runs, paired t against 0; `analysis.paired`), its first
+    column `analysis` naming it, so the file never passes for the verdict's differences."""
+    frame = a.paired.drop(columns=["note"], errors="ignore")
+    if frame.empty:
+        return frame
+    return frame.assign(analysis=SURVIVORS.format(level=100 * a.options.level))[["analysis", *frame.columns]]
+
+
 def report_tables(a: Analysis) -> dict[str, pd.DataFrame]:
-    """Name → table, the verdict first; every table about runs carries their divergence counts."""
+    """Name → table, the verdict first; every table about runs carries their divergence counts. The
+    surviving-runs secondary is `paired_survivors`."""
     verdict = verdict_table(a)
     tables = ({"verdict": verdict, "verdict_details": verdict_table(a, details=True)}
               if verdict is not None and not verdict.empty else {})
-    tables |= {"per_config": a.per_config, "paired": a.paired.drop(columns=["note"], errors="ignore"),
+    tables |= {"per_config": a.per_config,
+               "paired_survivors": survivor_table(a),
               "failures": a.failures, "aggregate": a.aggregate, "power": a.power}
     if a.friedman is not None:
         div = a.failures.groupby("config")[["runs", "diverged"]].sum()

@@ -10,6 +10,7 @@ import pytest
 
 from analysis import paired
 from analysis.maxt import max_t_test
+from analysis.verdict import holm
 from analysis.summary import analyse
 from tests.analysis.synthetic import BASELINE, Synthetic
 
@@ -63,7 +64,7 @@ def test_holm_family_wise_error_over_paired_comparisons():
         base = 1 + seed_effect + rng.normal(0, 0.05, n)
         p = [paired.compare("t", f"c{i}", "b", 1 + seed_effect + rng.normal(0, 0.05, n), base, done, done).p_t
              for i in range(4)]
-        hits += bool((paired.holm(np.array(p)) <= ALPHA).any())
+        hits += bool((holm(np.array(p)) <= ALPHA).any())
     assert hits / reps <= _bound(reps)
 
 

@@ -167,7 +167,8 @@ def test_forest_puts_each_task_in_its_own_panel_in_percent(figures, analysis):
     titles = [ax.get_title(loc="left") for ax in fig.axes]
     assert titles == [f"{t}: against {analysis.baseline}" for t in analysis.curves]
     assert [ax.get_xscale() for ax in fig.axes] == ["linear", "linear"]
-    assert "% of the reference's mean" in fig.get_supxlabel()
+    assert "the verdict's estimate and interval" in fig.get_supxlabel()
+    assert "% of the reference's mean" not in fig.get_supxlabel()  # the survivors' unit is not the verdict's
 
 
 def test_forest_switches_to_a_symlog_axis_for_a_far_configuration(tmp_path):

@@ -9,6 +9,7 @@ from statsmodels.stats.power import TTestPower
 
 from analysis import aggregate, paired
 from analysis.maxt import max_t_test
+from analysis.verdict import holm
 from analysis.windows import mean_and_smoothness, window
 
 # Demšar (2006), Table 6: AUC of C4.5, C4.5+m, C4.5+cf, C4.5+m+cf on 14 data sets (higher is
@@ -78,8 +79,8 @@ def test_paired_statistics_equal_scipy_and_statsmodels():
 def test_holm_matches_hand_computation():
     p = np.array([0.01, 0.04, 0.03, np.nan])
     # sorted 0.01, 0.03, 0.04 → 3·0.01, max(0.03, 2·0.03), max(0.06, 1·0.04)
-    np.testing.assert_allclose(paired.holm(p)[:3], [0.03, 0.06, 0.06])
-    assert np.isnan(paired.holm(p)[3])
+    np.testing.assert_allclose(holm(p)[:3], [0.03, 0.06, 0.06])
+    assert np.isnan(holm(p)[3])
 
 
 @pytest.mark.parametrize("seed, rope", [(0, 0.0), (1, 0.01), (2, 0.05)])
@@ -103,7 +104,7 @@ def test_holm_equals_statsmodels():
     for m in (1, 2, 7, 30):
         p = rng.uniform(0, 0.2, m) ** 2
         p[:2] = p[0]  # a tie
-        np.testing.assert_allclose(paired.holm(p), multipletests(p, method="holm")[1])
+        np.testing.assert_allclose(holm(p), multipletests(p, method="holm")[1])
 
 
 def test_power_inverse_relations():

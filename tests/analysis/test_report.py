@@ -45,7 +45,7 @@ def test_every_figure_is_written_as_png_and_pdf(report):
 
 def test_tables_are_written_as_csv_markdown_and_latex(report):
     _, out = report
-    for name in ("per_config", "paired", "failures", "aggregate", "power", "ranks", "diagnostics"):
+    for name in ("per_config", "paired_survivors", "failures", "aggregate", "power", "ranks", "diagnostics"):
         csv = pd.read_csv(out / "tables" / f"{name}.csv")
         assert len(csv) > 0
         md = (out / "tables" / f"{name}.md").read_text().splitlines()
@@ -53,7 +53,9 @@ def test_tables_are_written_as_csv_markdown_and_latex(report):
         assert "\\begin{tabular}" in (out / "tables" / f"{name}.tex").read_text()
     failures = pd.read_csv(out / "tables" / "failures.csv")
     assert failures["diverged"].sum() == 1 and failures["failed"].sum() == 1  # counted, not dropped
-    assert "n_diverged" in pd.read_csv(out / "tables" / "paired.csv").columns
+    survivors = pd.read_csv(out / "tables" / "paired_survivors.csv")
+    assert "n_diverged" in survivors.columns and not (out / "tables" / "paired.csv").exists()
+    assert survivors.columns[0] == "analysis" and set(survivors["analysis"]) == {"survivors only, 95% t-interval, % of mean"}
 
 
 class Links(HTMLParser):
