@@ -52,14 +52,14 @@ test-all: $(STAMP) ## run every test, the slow ones included
 	$(PY) -m pytest
 
 bench: $(STAMP) ## run the quick suite on embedded data, then the analysis and report
-	$(PY) -m bench run $(SUITE) --out $(RESULTS) $(if $(WORKERS),--workers $(WORKERS))
-	$(PY) -m analysis report $(RESULTS) --grid window
+	$(PY) -m annealbench run $(SUITE) --out $(RESULTS) $(if $(WORKERS),--workers $(WORKERS))
+	$(PY) -m annealbench report $(RESULTS) --grid window
 
 figures: $(STAMP) ## rebuild every figure, table and report.html from the results store alone (GRID=factor adds its panel grid)
-	$(PY) -m analysis report $(RESULTS) $(if $(GRID),--grid $(GRID))
+	$(PY) -m annealbench figures $(RESULTS) $(if $(GRID),--grid $(GRID))
 
 perf: $(STAMP) ## run the speed benchmarks and write docs/performance.md
-	$(PY) -m bench.perf --out docs/performance.md
+	$(PY) -m annealbench perf --out docs/performance.md
 
 clean: ## remove caches (keeps .venv and results/)
 	rm -rf .pytest_cache .hypothesis build dist *.egg-info

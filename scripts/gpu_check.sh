@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's GPU figures in one table (bench/perf/gpu_check.py says what each part measures):
+# The project's GPU figures in one table (src/annealbench/perf/gpu_check.py says what each part measures):
 # the compiled MuPhi step against fused AdamW at 100M parameters, CIFAR-10 batch building,
 # ResNet-18 and char-GPT training throughput, and a 2-minute cut of the paper-figures suite.
 # About 6-8 minutes on one H100; the table goes to stdout, progress to stderr.
@@ -18,4 +18,4 @@ elif [[ -x .venv/bin/python ]]; then
 else
   PY=python3
 fi
-exec "$PY" -m bench.perf.gpu_check "$@"
+exec "$PY" -m annealbench.perf.gpu_check "$@"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from analysis.store import load_store
+from annealbench.analysis.load import load_store
 from tests.analysis.synthetic import BASELINE, Synthetic, write_store
 
 MIXED = Synthetic(  # four tasks: enough for the across-task tests, whose unit is the task

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.windows import window
+from annealbench.analysis.window_curves import window
 
 BASELINE = "adamw[window=cosine]"
 
@@ -155,7 +155,7 @@ class Arm:
 
     @property
     def config(self) -> str:
-        from common.store_schema import config_label
+        from annealbench.common.store_schema import config_label
         return config_label(self.optimizer, dict(self.hparams))
 
 
@@ -165,7 +165,7 @@ def write_arms_store(root: str | Path, tasks: tuple[str, ...], arms: tuple[Arm, 
                      compare: dict | None = None) -> Path:
     """Write a store of `arms` on `tasks` (eval stage, lr 1e-3 each); with `compare`, also its
     `compare.json` (as the runner writes the suite's `compare:` section)."""
-    from common.store_schema import RunKey
+    from annealbench.common.store_schema import RunKey
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from analysis import aggregate
+from annealbench.analysis import aggregate
 
 
 def test_normalised_scores_put_best_median_at_one_and_worst_at_zero():
@@ -52,8 +52,8 @@ def test_performance_ratios_and_profile():
 
 
 def test_profiles_count_steps_unless_every_run_ran_its_fastest_implementation(make_store):
-    from analysis.fairtime import SECONDS, STEPS, time_measure
-    from analysis.summary import analyse
+    from annealbench.analysis.fairtime import SECONDS, STEPS, time_measure
+    from annealbench.analysis.analyse import analyse
     from tests.analysis.synthetic import Synthetic
 
     fused = make_store(Synthetic(n_seeds=2, implementation="fused"))
@@ -89,7 +89,7 @@ def test_friedman_monte_carlo_agrees_with_exact_enumeration(monkeypatch):
 
 
 def test_a_run_ran_its_fastest_path_only_if_every_param_group_did():
-    from analysis.fairtime import ran_fastest
+    from annealbench.analysis.fairtime import ran_fastest
 
     assert ran_fastest("adamw", json.dumps({"optimizer_impl": ["fused", "fused"]}))
     assert not ran_fastest("adamw", json.dumps({"optimizer_impl": ["fused", "foreach"]}))
@@ -101,7 +101,7 @@ def test_a_run_ran_its_fastest_path_only_if_every_param_group_did():
 def test_runs_trained_in_run_groups_are_timed_in_steps(make_store):
     import dataclasses
 
-    from analysis.fairtime import STEPS, time_measure
+    from annealbench.analysis.fairtime import STEPS, time_measure
     from tests.analysis.synthetic import Synthetic
 
     store = make_store(Synthetic(n_seeds=2, implementation="fused"))

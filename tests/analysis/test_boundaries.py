@@ -7,7 +7,7 @@ import sys
 
 
 def test_analysis_never_imports_training_code():
-    code = ("import sys, analysis, analysis.report, analysis.figures, analysis.sensitivity, analysis.__main__; "
+    code = ("import sys, analysis, annealbench.analysis.report, annealbench.analysis.figures, annealbench.analysis.sensitivity, annealbench.analysis.cli; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'tasks', 'optimizers', 'bench', 'torch'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from analysis import paired
-from analysis.maxt import max_t_test
-from analysis.verdict import holm
-from analysis.summary import analyse
+from annealbench.analysis import paired
+from annealbench.analysis.maxt import max_t_test
+from annealbench.analysis.verdict import holm
+from annealbench.analysis.analyse import analyse
 from tests.analysis.synthetic import BASELINE, Synthetic
 
 ALPHA = 0.05

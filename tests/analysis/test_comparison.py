@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.__main__ import main
-from analysis.store import load_store
-from analysis.summary import Options, analyse
-from analysis.theory import radius_relation
+from annealbench.analysis.cli import main
+from annealbench.analysis.load import load_store
+from annealbench.analysis.analyse import Options, analyse
+from annealbench.analysis.theory import radius_relation
 from tests.analysis.synthetic import BASELINE, Synthetic, write_store
 
 LINEAR = "muphi[window=linear]"

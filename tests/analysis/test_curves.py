@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from analysis.curves import TaskCurves, final_values, normalised_auc, pointwise_band, steps_to_target, task_curves
-from analysis.diagnostics import run_diagnostics
-from analysis.store import load_store
+from annealbench.analysis.curves import TaskCurves, final_values, normalised_auc, pointwise_band, steps_to_target, task_curves
+from annealbench.analysis.diagnostics import run_diagnostics
+from annealbench.analysis.load import load_store
 from tests.analysis.synthetic import BASELINE, Synthetic, write_store
 
 

@@ -12,14 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import style
-from analysis.claims import verdict_claims
-from analysis.differences import SURVIVORS, verdict_differences
-from analysis.figures import forest
-from analysis.report import write_analysis
-from analysis.store import load_store
-from analysis.summary import Options, analyse
-from analysis.verdict import ALL_TASKS, LOG_RATIO, NO_TEST, holm, survivor_differences
+from annealbench.analysis import style
+from annealbench.analysis.claims import verdict_claims
+from annealbench.analysis.differences import SURVIVORS, verdict_differences
+from annealbench.analysis.figures import forest
+from annealbench.analysis.report import write_analysis
+from annealbench.analysis.load import load_store
+from annealbench.analysis.analyse import Options, analyse
+from annealbench.analysis.verdict import ALL_TASKS, LOG_RATIO, NO_TEST, holm, survivor_differences
 from tests.analysis.conftest import MIXED
 from tests.analysis.synthetic import BASELINE, Synthetic, write_store
 

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.__main__ import main
-from analysis.claims import all_claims
-from analysis.store import StoreError, load_store
-from analysis.summary import Options, analyse
+from annealbench.analysis.cli import main
+from annealbench.analysis.claims import all_claims
+from annealbench.analysis.load import StoreError, load_store
+from annealbench.analysis.analyse import Options, analyse
 from tests.analysis.synthetic import BASELINE, Synthetic, write_store
 
 CONFIGS = ((BASELINE, 0.0), ("muphi[window=linear]", 0.0))

@@ -17,15 +17,15 @@ from matplotlib import font_manager
 from matplotlib.figure import Figure
 from matplotlib.ft2font import FT2Font
 
-from analysis import style
-from analysis.figures import build_figures
-from analysis.figures_theory import noise_bound
-from analysis.grid import factor_levels
-from analysis.report import write_report
-from analysis.sensitivity import lr_sensitivity
-from analysis.store import load_store
-from analysis.summary import analyse
-from common.store_schema import task_label
+from annealbench.analysis import style
+from annealbench.analysis.figures import build_figures
+from annealbench.analysis.figures_theory import noise_bound
+from annealbench.analysis.grid import factor_levels
+from annealbench.analysis.report import write_report
+from annealbench.analysis.sensitivity import lr_sensitivity
+from annealbench.analysis.load import load_store
+from annealbench.analysis.analyse import analyse
+from annealbench.common.store_schema import task_label
 from tests.analysis.conftest import MIXED
 from tests.analysis.synthetic import BASELINE, Synthetic, write_store
 
@@ -242,7 +242,7 @@ def test_smoke_suite_report_figures_are_unclipped_paper_files(tmp_path):
     """Every figure `analysis report --grid window` writes for the smoke suite: nothing clipped,
     PDFs with TrueType fonts and the store's hash and commit, PNGs at 200 dpi."""
     out = tmp_path / "smoke"
-    subprocess.run([sys.executable, "-m", "bench", "run", "smoke", "--out", str(out), "--workers", "1"],
+    subprocess.run([sys.executable, "-m", "annealbench", "run", "smoke", "--out", str(out), "--workers", "1"],
                    cwd=REPO, check=True, capture_output=True, timeout=600)
     paths = write_report(out, wandb=False, grid="window")
     store = load_store(out)

@@ -17,13 +17,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import grid, style
-from analysis.curves import TaskCurves
-from analysis.figures import build_figures
-from analysis.report import write_analysis
-from analysis.store import load_store
-from analysis.summary import analyse
-from analysis.verdict import SIGN_TEST
+from annealbench.analysis import grid
+from annealbench.analysis import style
+from annealbench.analysis.curves import TaskCurves
+from annealbench.analysis.figures import build_figures
+from annealbench.analysis.report import write_analysis
+from annealbench.analysis.load import load_store
+from annealbench.analysis.analyse import analyse
+from annealbench.analysis.verdict import SIGN_TEST
 from tests.analysis.synthetic import Arm, write_arms_store
 
 BETA = 0.9

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis import hierarchical
+from annealbench.analysis import hierarchical
 
 
 def _tasks(true: float, q: int, seed: int, between: float = 0.2, within: float = 0.3) -> list[np.ndarray]:

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.claims import all_claims
-from analysis.store import load_store
-from analysis.summary import Options, analyse
+from annealbench.analysis.claims import all_claims
+from annealbench.analysis.load import load_store
+from annealbench.analysis.analyse import Options, analyse
 from tests.analysis.conftest import MIXED
 from tests.analysis.synthetic import BASELINE, write_store
 

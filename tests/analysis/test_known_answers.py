@@ -7,10 +7,11 @@ import pytest
 from scipy import stats
 from statsmodels.stats.power import TTestPower
 
-from analysis import aggregate, paired
-from analysis.maxt import max_t_test
-from analysis.verdict import holm
-from analysis.windows import mean_and_smoothness, window
+from annealbench.analysis import aggregate
+from annealbench.analysis import paired
+from annealbench.analysis.maxt import max_t_test
+from annealbench.analysis.verdict import holm
+from annealbench.analysis.window_curves import mean_and_smoothness, window
 
 # Demšar (2006), Table 6: AUC of C4.5, C4.5+m, C4.5+cf, C4.5+m+cf on 14 data sets (higher is
 # better). The paper prints 0.975 for both C4.5+cf and C4.5+m+cf on "voting" but ranks them 2

@@ -7,10 +7,10 @@ import logging
 
 import pytest
 
-from analysis.__main__ import main
-from common.compare import CompareError, Margin, comparison_from_dict
+from annealbench.analysis.cli import main
+from annealbench.common.compare import CompareError, Margin, comparison_from_dict
 from tests.analysis.synthetic import Synthetic, write_store
-from tests.bench.helpers import run_bench
+from tests.runner.helpers import run_bench
 
 
 @pytest.mark.parametrize("value", [1, 1.0, 2, 60])
@@ -23,11 +23,11 @@ def test_case3_a_relative_margin_of_one_or_more_is_refused(value):
 
 
 def test_case3_a_wide_relative_margin_is_logged(caplog):
-    with caplog.at_level(logging.WARNING, logger="common.compare"):
+    with caplog.at_level(logging.WARNING, logger="annealbench.common.compare"):
         Margin("relative", 0.5)
     assert "50 %" in caplog.text
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="common.compare"):
+    with caplog.at_level(logging.WARNING, logger="annealbench.common.compare"):
         Margin("relative", 0.02)
     assert caplog.text == ""
 

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.store import load_store
-from analysis.summary import Options, analyse
-from analysis.theory import THEORY_OPTIMIZERS, radius_relation
-from common.metrics import ACCURACY, Declarations, MetricError, loss
+from annealbench.analysis.load import load_store
+from annealbench.analysis.analyse import Options, analyse
+from annealbench.analysis.theory import THEORY_OPTIMIZERS, radius_relation
+from annealbench.common.metrics import ACCURACY, Declarations, MetricError, loss
 from tests.analysis.synthetic import BASELINE, Synthetic, write_store
 
 BETTER, WORSE = "muphi[window=linear]", "muphi[window=constant]"

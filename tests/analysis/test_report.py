@@ -15,12 +15,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.__main__ import main
-from analysis.figures import FIGURE_NAMES
-from analysis.report import write_analysis
-from analysis.store import load_store
-from analysis.summary import analyse
-from analysis.verdict import VERDICT_COLUMNS
+from annealbench.analysis.cli import main
+from annealbench.analysis.figures import FIGURE_NAMES
+from annealbench.analysis.report import write_analysis
+from annealbench.analysis.load import load_store
+from annealbench.analysis.analyse import analyse
+from annealbench.analysis.verdict import VERDICT_COLUMNS
 from tests.analysis.conftest import MIXED
 from tests.analysis.synthetic import Synthetic, write_store
 from tests.analysis.test_figures import add_train_loss

@@ -1,6 +1,6 @@
 """Tables that no longer describe their run folders are refused, naming the fix (issue: stale tables).
 
-The stores here are written by the runner's own store code (`bench.store`), run by run, without
+The stores here are written by the runner's own store code (`annealbench.runner.store.results_store`), run by run, without
 training: what matters is which folders exist and what they hold when the analysis reads them.
 """
 
@@ -15,13 +15,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis.__main__ import main as analysis_main
-from analysis.store import StoreError, load_store
-from bench.cli import main as bench_main
-from bench.spec import RunSpec
-from bench.store import Outcome, ResultsStore
+from annealbench.analysis.cli import main as analysis_main
+from annealbench.analysis.load import StoreError, load_store
+from annealbench.runner.cli import main as bench_main
+from annealbench.runner.suite.run_spec import RunSpec
+from annealbench.runner.store.results_store import Outcome, ResultsStore
 
-GATHERED_FILE = "gathered.json"  # common.store_schema.GATHERED_FILE, spelled out as documented
+GATHERED_FILE = "gathered.json"  # annealbench.common.store_schema.GATHERED_FILE, spelled out as documented
 
 
 def spec(seed: int) -> RunSpec:
@@ -59,7 +59,7 @@ def test_an_interrupted_extension_is_refused_then_gathered(tmp_path, capsys):
     for seed in range(3, 17):
         finish(store, seed)
     with pytest.raises(StoreError, match=r"stale: 14 finished run folder\(s\) not gathered .*"
-                                         r"python -m bench gather .*bench status .* --verify"):
+                                         r"annealbench gather .*bench status .* --verify"):
         load_store(store.root)
     assert bench_main(["gather", str(store.root)]) == 0
     assert len(load_store(store.root).runs) == 16
@@ -130,7 +130,7 @@ def test_the_report_refuses_stale_tables_in_one_line(tmp_path, capsys):
     assert analysis_main(["report", str(store.root), "--no-wandb"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
-    assert "not gathered" in err and "python -m bench gather" in err
+    assert "not gathered" in err and "annealbench gather" in err
 
 
 def test_checking_two_thousand_run_folders_is_cheap(tmp_path):
@@ -140,7 +140,7 @@ def test_checking_two_thousand_run_folders_is_cheap(tmp_path):
     for k in range(2, 2001):
         shutil.copytree(template, store.runs_dir / f"copy-{k}")
     store.gather([spec(1)])  # the record covers every folder, in the suite or not
-    from analysis.store import check_gathered
+    from annealbench.analysis.load import check_gathered
 
     started = time.perf_counter()
     check_gathered(store.root)

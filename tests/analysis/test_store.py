@@ -8,8 +8,8 @@ import warnings
 import pandas as pd
 import pytest
 
-from analysis.store import MixedCommitsWarning, StoreError, load_store, run_id_mismatch
-from common.store_schema import task_label
+from annealbench.analysis.load import MixedCommitsWarning, StoreError, load_store, run_id_mismatch
+from annealbench.common.store_schema import task_label
 from tests.analysis.synthetic import Synthetic, write_store
 
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from statsmodels.stats.proportion import proportion_confint
 
-from analysis import aggregate
-from analysis.verdict import pair_stats
+from annealbench.analysis import aggregate
+from annealbench.analysis.verdict import pair_stats
 
 ALPHA = 0.05
 TASKS, SEEDS, CONFIGS = 4, 10, 3
@@ -74,7 +74,7 @@ def test_across_task_tests_hold_their_level():
 
 
 def test_too_few_tasks_say_the_question_needs_more_tasks(make_store):
-    from analysis.summary import analyse
+    from annealbench.analysis.analyse import analyse
     from tests.analysis.synthetic import Synthetic
 
     a = analyse(make_store(Synthetic(n_seeds=4, tasks=("digits", "quadratic"))))

@@ -9,8 +9,8 @@ import pytest
 from scipy import stats
 from statsmodels.stats.weightstats import ttost_paired
 
-from analysis import verdict as v
-from analysis.summary import analyse
+from annealbench.analysis import verdict as v
+from annealbench.analysis.analyse import analyse
 from tests.analysis.synthetic import BASELINE, Synthetic
 
 ALPHA = 0.05

@@ -2,7 +2,7 @@
 each, and the invariants a reader can check in `verdict.csv` on an analysed store.
 
 Most cases build the final values directly (one evaluation per run, so a run's final value is
-the value given) and call `analysis.comparisons.verdict_frame`, the function the report uses.
+the value given) and call `annealbench.analysis.comparisons.verdict_frame`, the function the report uses.
 """
 
 from __future__ import annotations
@@ -15,14 +15,15 @@ import pandas as pd
 import pytest
 from statsmodels.stats.proportion import proportion_confint
 
-from analysis import comparisons, hierarchical
-from analysis import verdict as v
-from analysis.claims import verdict_claims
-from analysis.curves import TaskCurves
-from analysis.store import load_store
-from analysis.summary import analyse
-from bench.suite import load_suite
-from common.compare import Comparison, Margin
+from annealbench.analysis import comparisons
+from annealbench.analysis import hierarchical
+from annealbench.analysis import verdict as v
+from annealbench.analysis.claims import verdict_claims
+from annealbench.analysis.curves import TaskCurves
+from annealbench.analysis.load import load_store
+from annealbench.analysis.analyse import analyse
+from annealbench.runner.suite.suite import load_suite
+from annealbench.common.compare import Comparison, Margin
 from tests.analysis.synthetic import BASELINE, Synthetic, simulate
 
 ALPHA = 0.05

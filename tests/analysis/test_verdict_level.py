@@ -1,5 +1,5 @@
 """Level and power of the verdict rule by simulation, through the real decision functions
-(`analysis.verdict`: itt_differences → pair_stats → decide_family, and across_tasks →
+(`annealbench.analysis.verdict`: itt_differences → pair_stats → decide_family, and across_tasks →
 across_claim). Every rate comes with its Clopper–Pearson 95% Monte Carlo interval.
 
 - Equivalence claimed at the margin (true difference exactly θ): ≤ 5%, for normal and t₃
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from statsmodels.stats.proportion import proportion_confint
 
-from analysis import verdict as v
+from annealbench.analysis import verdict as v
 
 ALPHA = 0.05
 THETA = 0.1  # absolute margin of the difference scenarios

@@ -11,10 +11,10 @@ import sys
 import pandas as pd
 import pytest
 
-from analysis.__main__ import main
-from analysis.store import load_store
-from analysis.wandb_report import build_report
-from common.wandb_names import STEP_METRIC
+from annealbench.analysis.cli import main
+from annealbench.analysis.load import load_store
+from annealbench.analysis.wandb_report import build_report
+from annealbench.common.wandb_names import STEP_METRIC
 from tests.analysis.conftest import MIXED
 from tests.analysis.synthetic import write_store
 

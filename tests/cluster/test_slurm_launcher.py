@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.bench.helpers import bench_env, comparable_results, run_bench
-from tests.bench.test_stage_gating import SUITE as GATING
+from tests.runner.helpers import bench_env, comparable_results, run_bench
+from tests.runner.test_stage_gating import SUITE as GATING
 
 FAKE = Path(__file__).resolve().parent / "fake_slurm"
 

@@ -10,8 +10,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from optimizers import MuPhi, make_window
-from optimizers.windows import progress
+from annealbench.optimizers import MuPhi, make_window
+from annealbench.optimizers.window import progress
 
 STEPS = 200
 
@@ -414,7 +414,7 @@ def test_dtype_is_kept_and_quadratic_descends(dtype) -> None:
 def test_past_the_end_keeps_the_end_value_and_warns_once(caplog) -> None:
     w = torch.ones(3)
     opt = MuPhi([w], lr=0.1, window="linear", floor=0.2, total_steps=5, impl="fused")
-    with caplog.at_level(logging.WARNING, logger="optimizers.muphi"):
+    with caplog.at_level(logging.WARNING, logger="annealbench.optimizers.muphi"):
         for _ in range(9):
             w.grad = torch.ones(3)
             opt.step()

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TRAIN = textwrap.dedent("""
     import logging, sys, torch
     logging.basicConfig(level=logging.INFO, format="LOG %(message)s")
-    from optimizers import MuPhi, native
+    from annealbench.optimizers import MuPhi
+    from annealbench.optimizers import native
     w = torch.ones(3)
     opt = MuPhi([w], lr=0.1, window="constant")
     for _ in range(3):

@@ -11,8 +11,8 @@ import torch
 from torch._inductor.exc import CppCompileError
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from optimizers import MuPhi
-from optimizers import compiled as C
+from annealbench.optimizers import MuPhi
+from annealbench.optimizers import compiled as C
 
 
 def _step(opt: MuPhi, params: list[torch.Tensor], n: int = 1) -> None:
@@ -26,7 +26,7 @@ def test_the_path_is_chosen_once_per_group_logged_once_and_recorded(caplog) -> N
     big, small = [torch.zeros(4)], [torch.zeros(3, dtype=torch.bfloat16)]
     opt = MuPhi([{"params": big}, {"params": small}], lr=0.1, total_steps=10)
     assert [g["impl"] for g in opt.param_groups] == [None, None]
-    with caplog.at_level(logging.INFO, logger="optimizers.muphi"):
+    with caplog.at_level(logging.INFO, logger="annealbench.optimizers.muphi"):
         _step(opt, big + small, 3)
     assert [g["impl"] for g in opt.param_groups] == ["fused", "reference"]
     chosen = [r.getMessage() for r in caplog.records if "impl=" in r.getMessage()]
@@ -47,8 +47,8 @@ def _failing_compiler(error: BaseException):
 def test_a_failed_compile_moves_the_group_to_the_reference_step(monkeypatch, caplog) -> None:
     w, twin = torch.arange(6.0).reshape(2, 3), torch.arange(6.0).reshape(2, 3)
     monkeypatch.setattr(C, "_get_compiled", _failing_compiler(CppCompileError(["c++"], "no such header")))
-    monkeypatch.setattr("optimizers.muphi.AUTO_COMPILE_MIN_NUMEL", 1)
-    monkeypatch.setattr("optimizers.native.unsupported", lambda params: "declined for this test")
+    monkeypatch.setattr("annealbench.optimizers.muphi.AUTO_COMPILE_MIN_NUMEL", 1)
+    monkeypatch.setattr("annealbench.optimizers.native.unsupported", lambda params: "declined for this test")
     opt = MuPhi([w], lr=0.1, total_steps=10)
     reference = MuPhi([twin], lr=0.1, total_steps=10, impl="reference")
     with caplog.at_level(logging.WARNING):
@@ -65,8 +65,8 @@ def test_a_failed_compile_moves_the_group_to_the_reference_step(monkeypatch, cap
 @pytest.mark.parametrize("error", [RuntimeError("shape mismatch in the step"), torch.OutOfMemoryError("out of memory")])
 def test_any_other_error_of_the_compiled_step_propagates(monkeypatch, error) -> None:
     monkeypatch.setattr(C, "_get_compiled", _failing_compiler(error))
-    monkeypatch.setattr("optimizers.muphi.AUTO_COMPILE_MIN_NUMEL", 1)
-    monkeypatch.setattr("optimizers.native.unsupported", lambda params: "declined for this test")
+    monkeypatch.setattr("annealbench.optimizers.muphi.AUTO_COMPILE_MIN_NUMEL", 1)
+    monkeypatch.setattr("annealbench.optimizers.native.unsupported", lambda params: "declined for this test")
     w = torch.zeros(3)
     opt = MuPhi([w], lr=0.1, total_steps=10)
     with pytest.raises(type(error), match=str(error)):
@@ -156,8 +156,8 @@ def test_a_channels_last_kernel_takes_the_compiled_step_and_the_contiguous_traje
 
 def test_auto_compiles_a_large_channels_last_group_where_no_fused_step_is_built(monkeypatch) -> None:
     """The accelerator's choice, made on the CPU: a dense permuted group is `compiled`."""
-    monkeypatch.setattr("optimizers.muphi.AUTO_COMPILE_MIN_NUMEL", 1)
-    monkeypatch.setattr("optimizers.native.unsupported", lambda params: "declined for this test")
+    monkeypatch.setattr("annealbench.optimizers.muphi.AUTO_COMPILE_MIN_NUMEL", 1)
+    monkeypatch.setattr("annealbench.optimizers.native.unsupported", lambda params: "declined for this test")
     opt, _ = _trajectory(_conv_params(True), steps=1)
     assert opt.param_groups[0]["impl"] == "compiled"
 
@@ -201,7 +201,7 @@ def test_flat_views_refuse_state_laid_out_unlike_its_parameter() -> None:
 
 
 def test_a_channels_last_cnn_trains_through_the_task_module_on_the_fused_step() -> None:
-    from tasks import get_task
+    from annealbench.tasks import get_task
     from tests.tasks.helpers import fit
 
     task = get_task("digits", "smoke", channels_last=True, max_steps=4, val_every=4, log_every=2)

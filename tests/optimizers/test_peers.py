@@ -14,11 +14,11 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from optimizers import build_optimizer
-from optimizers.peers import FlatMuon, fastest_impl, muon_flags
-from optimizers.windows import make_window, progress
-from tasks import get_task
-from tasks.base import param_groups
+from annealbench.optimizers import build_optimizer
+from annealbench.optimizers.peers import FlatMuon, fastest_impl, muon_flags
+from annealbench.optimizers.window import make_window, progress
+from annealbench.tasks import get_task
+from annealbench.tasks.base import param_groups
 
 
 def test_adamw_and_sgd_run_torch_s_fused_kernel_on_the_cpu_and_record_it() -> None:

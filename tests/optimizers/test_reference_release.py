@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 import torch
 
-from optimizers import MuPhi
-from optimizers.reference import REFERENCE_NUMERATORS
+from annealbench.optimizers import MuPhi
+from annealbench.optimizers.reference import REFERENCE_NUMERATORS
 
 BETA, BETA2 = 0.9, 0.999
 GRID = {  # panel -> (β, γ)
@@ -302,7 +302,7 @@ def test_in_step_decay_needs_decoupled_decay() -> None:
 # --------------------------------------------------------------- names and paths
 @pytest.mark.parametrize(("retired", "successor"), [("moment-ref", "moment-c5b0935"), ("parcor-ref", "parcor-c5b0935")])
 def test_retired_numerator_names_point_to_the_release_estimators(retired, successor) -> None:
-    from optimizers import check_optimizer
+    from annealbench.optimizers import check_optimizer
 
     with pytest.raises(ValueError, match=rf"numerator='{retired}' is unknown.*96eaf0a.*'{successor}'"):
         MuPhi([torch.zeros(2)], window="constant", numerator=retired)
@@ -313,7 +313,7 @@ def test_retired_numerator_names_point_to_the_release_estimators(retired, succes
 @pytest.mark.parametrize("numerator", REFERENCE_NUMERATORS)
 @pytest.mark.parametrize("impl", ["fused", "compiled"])
 def test_fast_paths_refuse_the_release_numerators(impl, numerator) -> None:
-    from optimizers import check_optimizer
+    from annealbench.optimizers import check_optimizer
 
     message = rf"impl='{impl}' is not allowed with numerator='{numerator}'.*impl='reference'"
     with pytest.raises(ValueError, match=message):

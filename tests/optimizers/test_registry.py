@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from optimizers import OPTIMIZERS, build_optimizer, check_optimizer
-from optimizers.registry import resolve_hparams, state_bytes_per_param, state_bytes_table
+from annealbench.optimizers import OPTIMIZERS, build_optimizer, check_optimizer
+from annealbench.optimizers.registry import resolve_hparams, state_bytes_per_param, state_bytes_table
 
 NAMES = list(OPTIMIZERS)
 # Learning rates at which each entry is stable on the test problems (curvatures up to 10).

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.windows import window as analysis_window
-from optimizers import WINDOW_KINDS, MuPhi
+from annealbench.analysis.window_curves import window as analysis_window
+from annealbench.optimizers import WINDOW_KINDS, MuPhi
 
 TAU = 40
 SHAPES = [dict(warmup=m, plateau=e, floor=f)
@@ -50,7 +50,7 @@ def test_analysis_window_is_the_optimizers_mu_t(kind: str, shape: dict[str, floa
 @pytest.mark.parametrize("warmup,plateau,floor", [(0.0, 0.0, 0.0), (0.1, 0.0, 0.0), (0.1, 0.3, 0.2)])
 def test_the_scalar_path_equals_the_array_path(kind, warmup, plateau, floor):
     """The optimizer's per-step float path and the analysis' array path give one window."""
-    from common import windows as W
+    from annealbench.common import window_formulas as W
 
     p = 2.0 if kind == "root" else 1.0
     r = np.linspace(0.0, 1.0, 201)

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from optimizers import WINDOW_KINDS, Window, make_window, window_mean, window_smoothness
-from optimizers.windows import progress
+from annealbench.optimizers import WINDOW_KINDS, Window, make_window, window_mean, window_smoothness
+from annealbench.optimizers.window import progress
 
 # ∫₀¹ φ and ∫₀¹ φ'² of each plain decay shape (p only for root).
 CLOSED_MEAN = {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.spec import Task
+from annealbench.tasks.task_spec import Task
 from tests.tasks.helpers import adamw, fit
 
 DOC = Path(__file__).parents[2] / "docs" / "adding-a-task.md"

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tasks import get_task, sklearn_data
-from tasks.base import split_metrics
+from annealbench.tasks import get_task
+from annealbench.tasks import sklearn_data
+from annealbench.tasks.base import split_metrics
 from tests.tasks.helpers import adamw, fit
 
 ROOT = Path(__file__).parents[2]

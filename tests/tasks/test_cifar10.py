@@ -10,10 +10,12 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from bench.perf.gpu_check import MEAN, STD, host_reference_batch
-from tasks import DatasetError, cifar_data, get_task, seeding
-from tasks.batches import EpochPermutations
-from tasks.cifar10 import PAD, augment, normalise
+from annealbench.perf.gpu_check import MEAN, STD, host_reference_batch
+from annealbench.tasks import DatasetError, get_task
+from annealbench.tasks import cifar_data
+from annealbench.tasks import seeding
+from annealbench.tasks.batches import EpochPermutations
+from annealbench.tasks.cifar10 import PAD, augment, normalise
 from tests.tasks.helpers import adamw, fit, write_cifar_fixture, write_manifest
 
 
@@ -185,7 +187,7 @@ def test_training_batches_are_a_function_of_seed_and_step(cifar_root):
 
 # --- training batches built on the device: the same batches as the host-built ones ------------
 def _reference_batch(train_x, train_y, order, seed, augmented, step):
-    """The host-built batch (`bench.perf.gpu_check`'s reference, written out with advanced
+    """The host-built batch (`annealbench.perf.gpu_check`'s reference, written out with advanced
     indexing), or without augmentation: gathered and normalised."""
     if augmented:
         return host_reference_batch(train_x, train_y, order, seed, step)
@@ -262,7 +264,7 @@ class _Batches(pl.Callback):
 
 
 class _SaveAfterValidation(pl.Callback):
-    """The runner's checkpoint (bench.checkpoint): the state after the first validation."""
+    """The runner's checkpoint (annealbench.runner.run.checkpoint): the state after the first validation."""
 
     def __init__(self, path):
         self.path = path

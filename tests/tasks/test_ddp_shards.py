@@ -25,14 +25,15 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from bench.execute import RunOptions
-from bench.pool import Job, WorkerPool
-from bench.provenance import environment
-from bench.spec import RunSpec
-from bench.store import ResultsStore
-from tasks import cifar_data, get_task
-from tasks.base import CpuSyncBatchNorm, Regressor
-from tasks.batches import InMemoryDataModule
+from annealbench.runner.run.execute import RunOptions
+from annealbench.runner.launch.pool import Job, WorkerPool
+from annealbench.runner.run.provenance import environment
+from annealbench.runner.suite.run_spec import RunSpec
+from annealbench.runner.store.results_store import ResultsStore
+from annealbench.tasks import get_task
+from annealbench.tasks import cifar_data
+from annealbench.tasks.base import CpuSyncBatchNorm, Regressor
+from annealbench.tasks.batches import InMemoryDataModule
 from tests.tasks.helpers import RecordingLogger, write_cifar_fixture
 
 ROOT = Path(__file__).parents[2]
@@ -190,7 +191,7 @@ def _norms(net: nn.Module) -> list[nn.Module]:
 
 @pytest.mark.parametrize("device, kind", [("cpu", CpuSyncBatchNorm), ("cuda", nn.SyncBatchNorm)])
 def test_batch_norm_is_synchronised_under_ddp_only(device, kind):
-    from tasks.cifar10 import make_net
+    from annealbench.tasks.cifar10 import make_net
     net = make_net(get_task("cifar10", "smoke", model="resnet18").config)
     module = Regressor(net, sgd, total_steps=1, log_every=1, seed=0)
     params, norms = [id(p) for p in net.parameters()], _norms(net)

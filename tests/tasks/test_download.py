@@ -16,7 +16,10 @@ import time
 import pytest
 import torch
 
-from tasks import DatasetError, cifar_data, download, get_task, text
+from annealbench.tasks import DatasetError, get_task
+from annealbench.tasks import cifar_data
+from annealbench.tasks import download
+from annealbench.tasks import text
 from tests.tasks.helpers import adamw, write_cifar_fixture
 from tests.tasks.range_server import Behaviour, RangeServer, tar_gz_of, zip_of
 

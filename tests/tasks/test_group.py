@@ -1,4 +1,4 @@
-"""Run groups (tasks/group.py): each seed of a group trains exactly as its one-seed run.
+"""Run groups (src/annealbench/tasks/stacking.py): each seed of a group trains exactly as its one-seed run.
 
 Equivalence is checked in float64 (Lightning's `64-true`), where the group's batched arithmetic
 and the one-seed run's differ only in round-off: the final weights agree to 1e-12 relative.
@@ -17,9 +17,9 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from optimizers import build_optimizer
-from tasks import get_task
-from tasks.group import SeedGroupData, SeedGroupModule, build_group, group_blocker
+from annealbench.optimizers import build_optimizer
+from annealbench.tasks import get_task
+from annealbench.tasks.stacking import SeedGroupData, SeedGroupModule, build_group, group_blocker
 from tests.tasks.helpers import RecordingLogger, fit
 
 SEEDS = (3, 7, 11)

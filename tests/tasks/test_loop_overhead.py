@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.perf import loop_overhead
+from annealbench.perf import loop_overhead
 
 
 def test_bare_and_lightning_loops_time_the_same_task():

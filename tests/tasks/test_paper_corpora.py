@@ -20,8 +20,11 @@ import tiktoken
 import torch
 from tiktoken.load import data_gym_to_mergeable_bpe_ranks
 
-from bench.cli import main
-from tasks import DatasetError, download, get_task, shakespeare, text
+from annealbench.runner.cli import main
+from annealbench.tasks import DatasetError, get_task
+from annealbench.tasks import download
+from annealbench.tasks import shakespeare
+from annealbench.tasks import text
 from tests.tasks.helpers import adamw, fit, gpt2_byte_characters, gpt2_tokenizer_files
 from tests.tasks.range_server import Behaviour, RangeServer, zip_of
 
@@ -281,26 +284,26 @@ def test_a_damaged_or_stale_preparation_is_refused_and_made_again(tmp_path, serv
     text._tokenised.cache_clear()
     with pytest.raises(DatasetError, match="are incomplete") as err:
         text.load_corpus(corpus="wikitext103-bpe")
-    assert "python -m bench data wikitext103-bpe" in str(err.value)
+    assert "annealbench data wikitext103-bpe" in str(err.value)
     text.load_corpus(corpus="wikitext103-bpe", download=True)  # from the files in the cache
     assert len(served.requests) == 3 and (folder / "val.bin").read_bytes() == good
     monkeypatch.setenv("ANNEALBENCH_GPT2_VOCAB_BPE_SHA256", "f" * 64)  # another tokenizer
     text._tokenised.cache_clear()
     with pytest.raises(DatasetError, match="are stale") as err:
         text.load_corpus(corpus="wikitext103-bpe")
-    assert "python -m bench data wikitext103-bpe" in str(err.value)
+    assert "annealbench data wikitext103-bpe" in str(err.value)
 
 
 def test_missing_data_names_the_command(tmp_path):
     with pytest.raises(DatasetError) as err:
         text.load_corpus(corpus="shakespeare-char")
-    assert "python -m bench data shakespeare-char" in str(err.value)
+    assert "annealbench data shakespeare-char" in str(err.value)
     assert str(tmp_path / "cache" / "shakespeare-char" / "input.txt") in str(err.value)
     with pytest.raises(DatasetError) as err:
         text.load_corpus(corpus="wikitext103-bpe")
-    assert "python -m bench data wikitext103-bpe" in str(err.value)
+    assert "annealbench data wikitext103-bpe" in str(err.value)
     assert str(tmp_path / "cache" / "wikitext103" / "gpt2-bpe") in str(err.value)
-    with pytest.raises(DatasetError, match="python -m bench data gpt2-bpe"):
+    with pytest.raises(DatasetError, match="annealbench data gpt2-bpe"):
         text.gpt2_encoding()
     assert text.vocab_size(corpus="wikitext103-bpe") == 50257  # GPT-2's, before any data
     with pytest.raises(DatasetError, match="bench data shakespeare-char"):

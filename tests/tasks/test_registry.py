@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks import PRESETS, TASK_NAMES, get_task
+from annealbench.tasks import PRESETS, TASK_NAMES, get_task
 
 EMBEDDED = ("quadratic", "diabetes", "digits", "teacher", "shakespeare")
 
@@ -92,11 +92,11 @@ def test_bad_seed_raises(seed):
 
 @pytest.mark.parametrize("name", EMBEDDED)
 def test_every_task_declares_exactly_the_metrics_it_logs(name):
-    """What selection and verdicts read a metric's direction from (common.metrics) names every
+    """What selection and verdicts read a metric's direction from (annealbench.common.metrics) names every
     metric the task's evaluation forms, and nothing else."""
     import torch
 
-    from tasks import declared_metrics
+    from annealbench.tasks import declared_metrics
 
     task = get_task(name, "smoke")
     factory = lambda groups, total: torch.optim.SGD(groups, lr=0.0)  # noqa: E731
@@ -110,7 +110,7 @@ def test_every_task_declares_exactly_the_metrics_it_logs(name):
 
 
 def test_a_task_without_metric_declarations_is_refused():
-    from tasks.spec import TaskSpec
+    from annealbench.tasks.task_spec import TaskSpec
 
     spec = get_task("digits", "smoke").spec
     with pytest.raises(ValueError, match="must declare its metrics"):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tasks import get_task, text
+from annealbench.tasks import get_task
+from annealbench.tasks import text
 from tests.tasks.helpers import adamw, fit
 
 PLAY = """# The Tragedy of Testing
@@ -101,7 +102,7 @@ def test_any_utf8_file_can_be_the_corpus(tmp_path):
     (b"\xff\xfe\xfa not utf-8", ["not valid UTF-8"]),
 ])
 def test_bad_text_file_is_a_clear_error(tmp_path, content, words):
-    from tasks import DatasetError
+    from annealbench.tasks import DatasetError
 
     path = tmp_path / "corpus.txt"
     if content is not None:
@@ -143,9 +144,9 @@ def test_a_directory_or_device_is_not_called_missing(tmp_path, make, words):
 
 
 def test_a_suite_naming_a_degenerate_corpus_is_refused_before_any_run(tmp_path):
-    from bench.errors import SuiteError
-    from bench.suite import load_suite
-    from bench.validate import validate_suite
+    from annealbench.runner.errors import SuiteError
+    from annealbench.runner.suite.suite import load_suite
+    from annealbench.runner.suite.validate import validate_suite
 
     corpus = tmp_path / "nul.txt"
     corpus.write_bytes(b"\0" * 3000)

@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from tasks import get_task
+from annealbench.tasks import get_task
 from tests.tasks.helpers import adamw, fit
 
 _EVAL = {
@@ -82,7 +82,7 @@ def test_seed_fixes_initialisation_and_batches_independently_of_the_optimizer():
 
 
 def test_epoch_order_visits_every_example_once_per_epoch():
-    from tasks.batches import EpochPermutations
+    from annealbench.tasks.batches import EpochPermutations
 
     order = EpochPermutations(n=10, batch_size=4, seed=0)
     stream = torch.cat([order.indices(k) for k in range(5)])  # 20 positions = 2 epochs
@@ -120,7 +120,7 @@ def test_rms_step_is_measured_when_the_optimizer_does_not_write_it():
 
 
 def test_muphi_reduces_its_rms_step_on_the_logged_steps_only():
-    from optimizers import MuPhi
+    from annealbench.optimizers import MuPhi
 
     task = get_task("diabetes", "smoke")
     module, logger, _ = fit(task, lambda g, n: MuPhi(g, lr=3e-3, total_steps=n))

@@ -13,7 +13,7 @@ import sys
 import pytorch_lightning as pl
 import torch
 
-from tasks import get_task
+from annealbench.tasks import get_task
 
 
 def main(task_name: str, devices: int, out: str) -> None:

@@ -1,0 +1,2 @@
+"""The results directory: run folders, atomic writes, the lock, the ledger of submissions, and
+`annealbench status`."""
