@@ -9,7 +9,8 @@ import pandas as pd
 
 from annealbench.runner import cli
 from annealbench.runner.run.execute import RunOptions
-from annealbench.runner.launch.pool import Job, WorkerPool
+from annealbench.runner.launch.pool import WorkerPool
+from annealbench.runner.run.job import Job
 from annealbench.runner.run.provenance import environment
 from annealbench.runner.suite.run_spec import RunSpec
 from annealbench.runner.store.results_store import ResultsStore
@@ -30,13 +31,13 @@ def test_crash_and_worker_death_are_recorded_and_retried(tmp_path):
     broken = spec(window="no-such-window")  # passes no check: it raises inside the run
     victim = spec(task="diabetes", seed=11)  # its worker is killed while it runs
     healthy = [spec(seed=10), spec(task="diabetes", seed=10)]
-    jobs = [Job(s, store.folder(s).path) for s in [broken, victim, *healthy]]
+    jobs = [Job.of(s, store.folder(s).path) for s in [broken, victim, *healthy]]
     events = []
     with WorkerPool(2, 1, environment()) as pool:
         def on_event(kind, job, outcome):
             events.append((kind, job.spec.run_id))
             if kind == "started" and job.spec == victim:
-                worker = next(w for w in pool._workers if w.job == job)
+                worker = next(w for w in pool._workers if w.job and job in w.job.members)
                 os.kill(worker.proc.pid, signal.SIGKILL)
         outcomes = pool.run(jobs, RunOptions(wandb="disabled"), on_event)
     assert outcomes[broken.run_id].status == "failed"

@@ -13,10 +13,9 @@ import pytest
 
 from annealbench.runner import cli
 from annealbench.runner.errors import SuiteError
-from annealbench.runner.run.execute import RunOptions, execute_run
-from annealbench.runner.launch.jobs import AUTO_SEED_BATCH, GroupJob, group_jobs, group_size
-from annealbench.runner.run.group_run import execute_group
-from annealbench.runner.launch.pool import Job
+from annealbench.runner.run.execute import RunOptions, execute_job, execute_run
+from annealbench.runner.launch.jobs import AUTO_SEED_BATCH, group_size, make_jobs
+from annealbench.runner.run.job import Job, Run
 from annealbench.runner.suite.run_spec import RunSpec
 from annealbench.runner.store.results_store import RunFolder
 from annealbench.runner.suite.suite import load_suite, parse_suite
@@ -40,17 +39,17 @@ def spec(seed: int, optimizer: str = "adamw", lr: float = 1e-2, task: str = "dia
                    optimizer=optimizer, hparams=(("window", "cosine"),), lr=lr, seed=seed)
 
 
-def jobs(specs: list[RunSpec], tmp_path) -> list[Job]:
-    return [Job(s, tmp_path / s.key) for s in specs]
+def jobs(specs: list[RunSpec], tmp_path) -> list[Run]:
+    return [Run(s, tmp_path / s.key) for s in specs]
 
 
-def sizes(planned) -> list[int]:
-    return [len(j.members) if isinstance(j, GroupJob) else 1 for j in planned]
+def sizes(planned: list[Job]) -> list[int]:
+    return [len(j.members) for j in planned]
 
 
 def test_auto_groups_seeds_of_one_configuration_in_balanced_chunks(tmp_path):
     specs = [spec(s) for s in range(25)] + [spec(s, lr=3e-2) for s in range(3)]
-    planned = group_jobs(jobs(specs, tmp_path), "auto", RunOptions())
+    planned = make_jobs(jobs(specs, tmp_path), "auto", RunOptions())
     assert AUTO_SEED_BATCH == 10 and sizes(planned) == [9, 8, 8, 3]
     for job in planned:  # a group never mixes learning rates, and keeps the seeds' order
         lrs = {m.spec.lr for m in job.members}
@@ -62,10 +61,10 @@ def test_auto_groups_seeds_of_one_configuration_in_balanced_chunks(tmp_path):
 
 def test_explicit_sizes_and_the_one_seed_path(tmp_path):
     specs = jobs([spec(s) for s in range(5)], tmp_path)
-    assert sizes(group_jobs(specs, 2, RunOptions())) == [2, 2, 1]
-    assert sizes(group_jobs(specs, 1, RunOptions())) == [1] * 5
-    assert sizes(group_jobs(specs, "auto", RunOptions(devices=2))) == [1] * 5
-    assert sizes(group_jobs(specs[:1], "auto", RunOptions())) == [1]
+    assert sizes(make_jobs(specs, 2, RunOptions())) == [2, 2, 1]
+    assert sizes(make_jobs(specs, 1, RunOptions())) == [1] * 5
+    assert sizes(make_jobs(specs, "auto", RunOptions(devices=2))) == [1] * 5
+    assert sizes(make_jobs(specs[:1], "auto", RunOptions())) == [1]
 
 
 def test_optimizers_that_are_not_elementwise_and_dropout_stay_on_the_one_seed_path():
@@ -108,7 +107,7 @@ def test_seed_batch_key_and_flag_are_checked():
 def test_a_group_writes_each_member_folder_as_its_one_seed_run(tmp_path):
     specs = [spec(s, optimizer="muphi", task="quadratic") for s in (10, 11, 12)]
     options = RunOptions(wandb="disabled")
-    grouped = execute_group(GroupJob(tuple(jobs(specs, tmp_path / "g"))), options, {"host": "h"})
+    grouped = execute_job(Job(tuple(jobs(specs, tmp_path / "g"))), options, {"host": "h"})
     assert [o.status for o in grouped] == ["done"] * 3
     for s in specs:
         alone = execute_run(s, tmp_path / "one" / s.key, options, {"host": "h"})
@@ -197,7 +196,7 @@ def test_a_killed_group_resumes_with_the_same_results(tmp_path):
 def test_a_diverged_member_records_the_exact_step_of_its_one_seed_run(tmp_path):
     specs = [spec(s, optimizer="sgd", lr=1e3, task="quadratic") for s in (10, 11)]
     options = RunOptions(wandb="disabled")
-    grouped = execute_group(GroupJob(tuple(jobs(specs, tmp_path / "g"))), options, {"host": "h"})
+    grouped = execute_job(Job(tuple(jobs(specs, tmp_path / "g"))), options, {"host": "h"})
     for s, outcome in zip(specs, grouped):
         alone = execute_run(s, tmp_path / "one" / s.key, options, {"host": "h"})
         assert outcome.status == alone.status == "diverged"

@@ -16,7 +16,8 @@ import pytest
 
 from annealbench.runner.store.atomic import read_json
 from annealbench.runner.run.execute import RunOptions
-from annealbench.runner.launch.pool import Job, WorkerPool
+from annealbench.runner.launch.pool import WorkerPool
+from annealbench.runner.run.job import Job
 from annealbench.runner.run.provenance import environment
 from annealbench.runner.suite.run_spec import RunSpec
 from annealbench.runner.store.results_store import ResultsStore
@@ -32,13 +33,13 @@ def test_a_hung_run_is_killed_at_its_limit_and_recorded_timeout(tmp_path):
     store = ResultsStore(tmp_path / "out")
     store.ensure_writable()
     hung, healthy = spec(seed=11), [spec(seed=10)]
-    jobs = [Job(hung, store.folder(hung).path, timeout_s=3.0)]
-    jobs += [Job(s, store.folder(s).path, timeout_s=300.0) for s in healthy]
+    jobs = [Job.of(hung, store.folder(hung).path, timeout_s=3.0)]
+    jobs += [Job.of(s, store.folder(s).path, timeout_s=300.0) for s in healthy]
     finished = []
     with WorkerPool(2, 1, environment()) as pool:
         def on_event(kind, job, outcome):
             if kind == "started" and job.spec == hung:
-                worker = next(w for w in pool._workers if w.job == job)
+                worker = next(w for w in pool._workers if w.job and job in w.job.members)
                 os.kill(worker.proc.pid, signal.SIGSTOP)  # no progress from here on
             if kind == "finished":
                 finished.append(job.spec.run_id)

@@ -26,7 +26,8 @@ import torch
 from torch import nn
 
 from annealbench.runner.run.execute import RunOptions
-from annealbench.runner.launch.pool import Job, WorkerPool
+from annealbench.runner.launch.pool import WorkerPool
+from annealbench.runner.run.job import Job
 from annealbench.runner.run.provenance import environment
 from annealbench.runner.suite.run_spec import RunSpec
 from annealbench.runner.store.results_store import ResultsStore
@@ -272,7 +273,7 @@ def test_a_timed_out_multi_device_run_leaves_no_process_alive(tmp_path):
     spec = RunSpec(suite="t", stage="eval", task="quadratic", preset="smoke",
                    task_overrides=(("max_steps", 10**8), ("val_every", 10**7)),
                    optimizer="adamw", hparams=(("window", "cosine"),), lr=1e-2, seed=10)
-    job = Job(spec, store.folder(spec).path, timeout_s=300.0)
+    job = Job.of(spec, store.folder(spec).path, timeout_s=300.0)
     options = RunOptions(wandb="disabled", devices=2, strategy="ddp", accelerator="cpu")
     ranks: set[int] = set()  # `bench run-one RUN_DIR ...`: rank 0 and the rank it starts
 

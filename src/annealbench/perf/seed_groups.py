@@ -1,7 +1,7 @@
 """Seconds per seed-run: the one-seed path against a run group, on each task of the quick suite.
 
 Both paths go through the runner's own training functions (`annealbench.runner.run.execute.fit` for one seed,
-`annealbench.runner.run.group_run.fit_group` for a group of S seeds) with the runner's settings (one torch
+the same `fit` for a group of S seeds) with the runner's settings (one torch
 thread, no W&B, no checkpoints), so Lightning's set-up and loop are part of both. Each round
 trains one seed alone and then S seeds as a group; the figure per task is the median over the
 rounds of the paired speed-up (one-seed seconds) / (group seconds / S), with its range, and the
@@ -23,7 +23,6 @@ from pathlib import Path
 
 from annealbench.runner.run.execute import RunOptions, fit, quiet_lightning
 from annealbench.runner.launch.jobs import group_size
-from annealbench.runner.run.group_run import fit_group
 from annealbench.runner.suite.run_spec import RunSpec
 from annealbench.runner.suite.suite import load_suite
 
@@ -60,10 +59,10 @@ def measure_task(task: str, preset: str, overrides: tuple, seeds: int, rounds: i
         for d in dirs:
             d.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        fit(specs[0], dirs[0], options)
+        fit(specs[:1], dirs[:1], options)
         one = time.perf_counter() - started
         started = time.perf_counter()
-        fit_group(specs, dirs, options)
+        fit(specs, dirs, options)
         group = (time.perf_counter() - started) / seeds
         ones.append(one)
         groups.append(group)

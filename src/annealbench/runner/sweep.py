@@ -34,9 +34,10 @@ from pathlib import Path
 from annealbench.runner.store.atomic import atomic_write_json
 from annealbench.runner.launch.devices import cuda_available, visible_gpus, worker_devices
 from annealbench.runner.run.execute import RunOptions
-from annealbench.runner.launch.jobs import group_jobs
+from annealbench.runner.launch.jobs import make_jobs
 from annealbench.runner.store.lock import results_lock
-from annealbench.runner.launch.pool import Job, WorkerPool
+from annealbench.runner.launch.pool import WorkerPool
+from annealbench.runner.run.job import Run
 from annealbench.runner.preflight import prepare_data
 from annealbench.runner.launch.progress import SweepProgress
 from annealbench.runner.run.provenance import environment
@@ -262,10 +263,10 @@ class _launcher:
             self.pool.close()
 
     def run(self, specs: list[RunSpec], on_event) -> None:
-        jobs = [Job(spec, self.store.folder(spec).path, self.options.timeout_s(spec))
+        runs = [Run(spec, self.store.folder(spec).path, self.options.timeout_s(spec))
                 for spec in specs]
         if self.pool is not None:
-            self.pool.run(group_jobs(jobs, self.seed_batch, self.run_options), self.run_options,
+            self.pool.run(make_jobs(runs, self.seed_batch, self.run_options), self.run_options,
                           on_event)
-        else:  # job arrays, through the ledger (annealbench.runner.launch.slurm); detached: submitted, not awaited
-            self.slurm.run(jobs, on_event)
+        else:  # job arrays, through the ledger (launch.slurm); detached: submitted, not awaited
+            self.slurm.run(runs, on_event)

@@ -1,18 +1,17 @@
-"""`bench train`: one run outside any suite, and `run-one`, a worker's multi-device run."""
+"""`annealbench train`: one run outside any suite, and `run-one`, a worker's multi-device run."""
 
 from __future__ import annotations
 
 import math
 import os
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from annealbench.runner.store.atomic import read_json, read_parquet
 from annealbench.runner.launch.devices import check_gpus
+from annealbench.runner.launch.processes import LAUNCHER_PID, die_with_parent
 from annealbench.runner.run.execute import RunOptions, execute_run, launched_rank, quiet_lightning
 from annealbench.runner.run.provenance import environment
 from annealbench.runner.suite.run_spec import RunSpec
@@ -23,7 +22,6 @@ from annealbench.runner.run.wandb_logger import resolve_wandb_mode
 _INT = re.compile(r"^[+-]?\d+$")
 _FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 DEFAULT_LR = 1e-3
-LAUNCHER_PID = "ANNEALBENCH_LAUNCHER_PID"  # the pid `run-one`'s first process must die with
 
 
 def parse_value(text: str) -> Scalar:
@@ -126,8 +124,6 @@ def run_one_dir(run_dir: Path, *, wandb: str, devices: int, strategy: str,
     (`LAUNCHER_PID`, so even a worker gone before this line is noticed), each other rank with
     the first (Lightning starts them from it), so no rank outlives a killed worker or driver.
     """
-    from annealbench.runner.launch.pool import die_with_parent
-
     launcher = os.environ.pop(LAUNCHER_PID, "")
     die_with_parent(int(launcher) if launcher.isdigit() else None)
     spec = RunSpec.from_json(read_json(Path(run_dir) / "spec.json"))
@@ -136,34 +132,6 @@ def run_one_dir(run_dir: Path, *, wandb: str, devices: int, strategy: str,
     quiet_lightning()
     outcome = execute_run(spec, Path(run_dir), options, environment())
     return 0 if outcome.status != "failed" else 1
-
-
-def run_in_subprocess(spec: RunSpec, run_dir: Path, options: RunOptions,
-                      on_start: Callable[[int], None] | None = None) -> None:
-    """Run one multi-device run as its own `annealbench run-one` (Lightning's DDP launcher
-    starts the other ranks by re-running that command), in a process group of its own.
-
-    `on_start` is told the group's id as soon as the command starts (the pool's driver kills
-    the group with a run it times out). When the command's first process exits, however it
-    exits (or this function is left by an exception), whatever is left of the group — ranks
-    still running, waiting in a collective for a rank that died — is killed, before the first
-    process is reaped, so the group's id cannot have been reused.
-    """
-    from annealbench.runner.launch.pool import kill_process_group
-
-    RunFolder(run_dir).start(spec, keep_checkpoints=options.checkpoints)
-    proc = subprocess.Popen([sys.executable, "-m", "annealbench", "run-one", str(run_dir), "--wandb",
-                             options.wandb, "--devices", str(options.devices), "--strategy",
-                             options.strategy, "--accelerator", options.accelerator],
-                            stdout=subprocess.DEVNULL, start_new_session=True,
-                            env={**os.environ, LAUNCHER_PID: str(os.getpid())})
-    try:
-        if on_start is not None:
-            on_start(proc.pid)
-        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # exited, not yet reaped
-    finally:
-        kill_process_group(proc.pid)
-        proc.wait()
 
 
 def default_threads(devices: int) -> int:

@@ -1,9 +1,11 @@
-"""Run groups in the runner: several seeds of one (task, configuration, lr) in one process.
+"""Which runs share a job: several seeds of one (task, configuration, lr) in one process.
 
-`group_jobs` turns a stage's runs into jobs: runs that differ only in their seed number are
-chunked into run groups of at most S seeds (`seed_batch`: an integer, 1 being the one-seed
-path, or `auto`), and `execute_group` trains one group as one model (`annealbench.tasks.stacking`) and writes
-every member's run folder exactly as a one-seed run writes its own: `spec.json`,
+`make_jobs` turns a stage's runs into jobs (`annealbench.runner.run.job.Job`): runs that differ
+only in their seed number are chunked into run groups of at most S seeds (`seed_batch`: an
+integer, 1 being the one-seed path, or `auto`); every other run is a job of its own. A worker
+trains a job in one Trainer (`annealbench.runner.run.execute.execute_job`, the stacking in
+`annealbench.tasks.stacking`) and writes every member's run folder exactly as a one-seed run
+writes its own: `spec.json`,
 `metrics.parquet`, `provenance.json` (which also names the group), then `DONE`. The store does
 not know the difference.
 
@@ -24,13 +26,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
-from typing import Any
 
 from annealbench.runner.run.execute import RunOptions
-from annealbench.runner.launch.pool import Job
+from annealbench.runner.run.job import Job, Run
 from annealbench.runner.suite.run_spec import RunSpec
 from annealbench.runner.suite.suite import SeedBatch
 
@@ -38,27 +37,6 @@ log = logging.getLogger(__name__)
 
 AUTO_SEED_BATCH = 10              # seeds per group under `auto` (src/annealbench/perf/seed_groups.py)
 AUTO_MAX_PARAMETERS = 1 << 20     # parameters per seed up to which `auto` groups
-
-
-@dataclass(frozen=True)
-class GroupJob:
-    """Runs that differ only in their seed, trained together; `members[0]` names the group."""
-
-    members: tuple[Job, ...]
-
-    @property
-    def spec(self) -> RunSpec:
-        return self.members[0].spec
-
-    @property
-    def run_dir(self) -> Path:
-        return self.members[0].run_dir
-
-    @property
-    def timeout_s(self) -> float | None:
-        """The group trains its members' runs at once: their limits added up (None: none)."""
-        limits = [m.timeout_s for m in self.members]
-        return None if any(t is None for t in limits) else float(sum(limits))
 
 
 @lru_cache(maxsize=None)
@@ -94,7 +72,7 @@ def group_size(spec: RunSpec, seed_batch: SeedBatch, options: RunOptions) -> tup
     return int(seed_batch), ""
 
 
-def _chunks(items: list[Job], size: int) -> list[list[Job]]:
+def _chunks(items: list[Run], size: int) -> list[list[Run]]:
     """`items` in ceil(n/size) consecutive chunks of near-equal length."""
     count = math.ceil(len(items) / size)
     base, extra = divmod(len(items), count)
@@ -104,12 +82,13 @@ def _chunks(items: list[Job], size: int) -> list[list[Job]]:
     return [items[a:b] for a, b in zip(bounds, bounds[1:])]
 
 
-def group_jobs(jobs: list[Job], seed_batch: SeedBatch, options: RunOptions) -> list[Any]:
-    """`jobs` with the runs that differ only in their seed chunked into `GroupJob`s."""
-    buckets: dict[RunSpec, list[Job]] = {}
-    for job in jobs:
-        buckets.setdefault(dataclasses.replace(job.spec, seed=0), []).append(job)
-    out: list[Any] = []
+def make_jobs(runs: list[Run], seed_batch: SeedBatch, options: RunOptions) -> list[Job]:
+    """`runs` as jobs: those that differ only in their seed chunked into run groups where
+    `group_size` allows, every other run a job of one."""
+    buckets: dict[RunSpec, list[Run]] = {}
+    for run in runs:
+        buckets.setdefault(dataclasses.replace(run.spec, seed=0), []).append(run)
+    out: list[Job] = []
     told: set[tuple[str, str]] = set()
     for key, members in buckets.items():
         size, why = group_size(key, seed_batch, options)
@@ -117,8 +96,7 @@ def group_jobs(jobs: list[Job], seed_batch: SeedBatch, options: RunOptions) -> l
             if size <= 1 and seed_batch != 1 and (key.task_label, key.config) not in told:
                 told.add((key.task_label, key.config))
                 log.info("%s %s: one seed per run (%s)", key.task_label, key.config, why)
-            out.extend(members)
+            out.extend(Job((run,)) for run in members)
             continue
-        out.extend(GroupJob(tuple(chunk)) if len(chunk) > 1 else chunk[0]
-                   for chunk in _chunks(members, size))
+        out.extend(Job(tuple(chunk)) for chunk in _chunks(members, size))
     return out

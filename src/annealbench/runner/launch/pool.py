@@ -1,13 +1,13 @@
-"""A local pool of persistent worker processes (spawn context), one run at a time each.
+"""A local pool of persistent worker processes (spawn context), one job at a time each.
 
 Importing torch and Lightning costs seconds, so workers live for the whole sweep. Each worker
 sets its torch thread count before importing torch, so `workers × threads` never exceeds the
 cores. Each talks to the driver over its own pipe; a worker that dies (killed, out of memory)
 is noticed through its process sentinel, its run is recorded as failed, and a fresh worker
-takes its place. A run past its time limit (`Job.timeout_s`) has its worker killed the same way
+takes its place. A job past its time limit (`Job.timeout_s`) has its worker killed the same way
 and is recorded `failed` with reason `timeout`. Workers die with the driver (PR_SET_PDEATHSIG),
 so a killed sweep leaves no orphan writing into the results directory. A run on several
-devices runs in a process group of its own (`annealbench.runner.train_cmd.run_in_subprocess`), whose id its
+devices runs in a process group of its own (`annealbench.runner.launch.processes.run_in_subprocess`), whose id its
 worker sends the driver: a timeout, a worker's death or closing the pool kills that group along
 with the worker, so no rank is left running (and each of its processes dies with its parent
 too). Each worker may be pinned to its own GPU(s) through `CUDA_VISIBLE_DEVICES`, set before it
@@ -21,7 +21,6 @@ without counting a failed attempt.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import multiprocessing as mp
 import os
@@ -29,57 +28,20 @@ import signal
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Callable
 
+from annealbench.runner.launch.processes import die_with_parent, kill_process_group, run_in_subprocess
 from annealbench.runner.run.execute import RunOptions
-from annealbench.runner.suite.run_spec import RunSpec
+from annealbench.runner.run.job import Job, Run
 from annealbench.runner.store.results_store import Outcome, RunFolder
 
 log = logging.getLogger(__name__)
-_PR_SET_PDEATHSIG = 1
 PROCESS_GROUP = "process_group"  # a worker's message: (PROCESS_GROUP, id of its run's group)
 
 
-@dataclass(frozen=True)
-class Job:
-    spec: RunSpec
-    run_dir: Path
-    timeout_s: float | None = None  # wall-clock limit of one attempt; None: none
-
-
-Event = Callable[[str, Job, Outcome | None], None]  # ("started" | "finished", job, outcome)
-
-
-def die_with_parent(parent: int | None = None) -> None:
-    """Ask the kernel to SIGKILL this process when its parent dies; poll as a fallback.
-
-    `parent`: the pid the parent must have (None: the present one); a process whose parent has
-    already changed from it exits at once."""
-    parent = os.getppid() if parent is None else parent
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        def watch() -> None:
-            while os.getppid() == parent:
-                time.sleep(1.0)
-            os._exit(1)
-
-        threading.Thread(target=watch, daemon=True).start()
-    if os.getppid() != parent:
-        os._exit(1)
-
-
-def kill_process_group(pgid: int | None) -> None:
-    """SIGKILL every process of the process group `pgid` (none left: nothing to do)."""
-    if pgid is None:
-        return
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+Event = Callable[[str, Run, Outcome | None], None]  # ("started" | "finished", run, outcome)
 
 
 def _start_deaf_to_sigint(proc: Any) -> None:
@@ -114,11 +76,11 @@ def _worker_main(conn: Connection, threads: int, environment: dict[str, Any],
     import torch
 
     torch.set_num_threads(threads)
-    from annealbench.runner.run.execute import execute_run, quiet_lightning
+    from annealbench.runner.run.execute import execute_job, quiet_lightning
 
     quiet_lightning()
-    import optimizers  # noqa: F401 - imported once per worker, not once per run
-    import tasks  # noqa: F401
+    import annealbench.optimizers  # noqa: F401 - imported once per worker, not once per run
+    import annealbench.tasks  # noqa: F401
 
     conn.send("ready")
     while True:
@@ -129,21 +91,16 @@ def _worker_main(conn: Connection, threads: int, environment: dict[str, Any],
         if message is None:
             return
         job, options = message
-        if hasattr(job, "members"):  # a run group: one outcome per member
-            from annealbench.runner.run.group_run import execute_group
-
-            conn.send(execute_group(job, options, environment))
-        elif options.devices > 1:
-            conn.send(_run_multi_device(job, options, conn))
+        if options.devices > 1:  # a job of one run, in a process tree of its own
+            conn.send([_run_multi_device(job.members[0], options, conn)])
         else:
-            conn.send(execute_run(job.spec, job.run_dir, options, environment))
+            conn.send(execute_job(job, options, environment))
 
 
-def _run_multi_device(job: Job, options: RunOptions, conn: Connection) -> Outcome:
+def _run_multi_device(job: Run, options: RunOptions, conn: Connection) -> Outcome:
     """A run on several devices runs in its own process tree (Lightning's DDP launcher), in a
     process group of its own whose id goes to the driver (`PROCESS_GROUP`)."""
     from annealbench.runner.store.atomic import read_json
-    from annealbench.runner.train_cmd import run_in_subprocess
 
     run_in_subprocess(job.spec, job.run_dir, options,
                       on_start=lambda pgid: conn.send((PROCESS_GROUP, pgid)))
@@ -261,7 +218,7 @@ class WorkerPool:
                         self._replace(worker)
                         continue
                     worker.job, worker.started = job, time.monotonic()
-                    for member in _members(job):
+                    for member in job.members:
                         on_event("started", member, None)
             busy = [w for w in self._workers if w.job is not None]
             wait([w.conn for w in busy] + [w.proc.sentinel for w in busy],
@@ -272,7 +229,7 @@ class WorkerPool:
                     outcome = self._time_out(worker)
                 if outcome is not None:
                     job, worker.job = worker.job, None
-                    for member, each in zip(_members(job), _each(outcome, job)):
+                    for member, each in zip(job.members, _each(outcome, job)):
                         outcomes[member.spec.run_id] = each
                         on_event("finished", member, each)
         return outcomes
@@ -291,12 +248,12 @@ class WorkerPool:
                  f"(--run-timeout) and was killed")
         log.warning(error)
         worker.kill()
-        for member in _members(job):
+        for member in job.members:
             self._record_failure(member, error, "timeout", wall)
         self._replace(worker)
         return Outcome("failed", wall_time_s=wall, error=error, reason="timeout")
 
-    def _record_failure(self, job: Job, error: str, reason: str, wall_time_s: float) -> None:
+    def _record_failure(self, job: Run, error: str, reason: str, wall_time_s: float) -> None:
         try:
             RunFolder(job.run_dir).fail(error, self._environment, wall_time_s, reason=reason)
         except OSError as err:
@@ -321,7 +278,7 @@ class WorkerPool:
                  f"{code}" + (f" (signal {signal.Signals(-code).name})" if code and code < 0
                               else ""))
         log.warning(error)
-        for member in _members(job):
+        for member in job.members:
             self._record_failure(member, error, "worker_died", float("nan"))
         self._replace(worker)
         return Outcome("failed", error=error, reason="worker_died")
@@ -335,14 +292,9 @@ def _note(worker: _Worker, message: Any) -> bool:
     """Keep what `message` says about `worker`'s run; True when it is a run's outcome."""
     if isinstance(message, tuple) and len(message) == 2 and message[0] == PROCESS_GROUP:
         worker.group = message[1]
-    return isinstance(message, (Outcome, list))
+    return isinstance(message, list)
 
 
-def _members(job: Any) -> tuple[Job, ...]:
-    """The runs of a job: its own, or a run group's (`annealbench.runner.launch.jobs.GroupJob`)."""
-    return getattr(job, "members", (job,))
-
-
-def _each(outcome: Outcome | list[Outcome], job: Any) -> list[Outcome]:
+def _each(outcome: Outcome | list[Outcome], job: Job) -> list[Outcome]:
     """One outcome per member (a worker's death is every member's failure)."""
-    return outcome if isinstance(outcome, list) else [outcome] * len(_members(job))
+    return outcome if isinstance(outcome, list) else [outcome] * len(job.members)

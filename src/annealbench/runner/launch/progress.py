@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
-from annealbench.runner.launch.pool import Job
+from annealbench.runner.run.job import Run
 from annealbench.runner.store.results_store import Outcome
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class SweepProgress:
     def stage(self, name: str) -> None:
         self._bar.update(self._task, description=f"{self.suite} · {name}")
 
-    def event(self, kind: str, job: Job, outcome: Outcome | None) -> None:
+    def event(self, kind: str, job: Run, outcome: Outcome | None) -> None:
         if kind == "started":
             self.running += 1
         else:

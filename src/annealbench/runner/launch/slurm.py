@@ -45,6 +45,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -55,7 +56,8 @@ from annealbench.runner.store.atomic import read_json
 from annealbench.runner.errors import MissingSystemError
 from annealbench.runner.run.execute import RunOptions
 from annealbench.runner.store.ledger import Ledger, Submission, TaskState
-from annealbench.runner.launch.pool import Event, Job
+from annealbench.runner.launch.pool import Event
+from annealbench.runner.run.job import Job, Run
 from annealbench.runner.store.results_store import FINISHED, Outcome, RunFolder
 
 log = logging.getLogger(__name__)
@@ -227,10 +229,6 @@ def _gpu_driver() -> str | None:
     return out.splitlines()[0].strip() if out.strip() else None
 
 
-def _members(item: Any) -> tuple[Job, ...]:
-    return getattr(item, "members", (item,))
-
-
 class ArrayTask:
     """What one array task runs: its runs (or run groups) in turn, skipping those finished, or
     failed since they were submitted (the driver retries those). Requeued by submitit after a
@@ -239,9 +237,8 @@ class ArrayTask:
     def __init__(self, options: RunOptions, environment: dict[str, Any], threads: int) -> None:
         self.options, self.environment, self.threads = options, environment, threads
 
-    def __call__(self, items: list[tuple[Any, tuple[int, ...]]]) -> list[tuple[str, str]]:
-        from annealbench.runner.run.execute import execute_run, quiet_lightning
-        from annealbench.runner.run.group_run import execute_group
+    def __call__(self, items: list[tuple[Job, tuple[int, ...]]]) -> list[tuple[str, str]]:
+        from annealbench.runner.run.execute import execute_job, quiet_lightning
 
         threads = int(os.environ.get("SLURM_CPUS_PER_TASK") or self.threads)
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -251,30 +248,26 @@ class ArrayTask:
         quiet_lightning()
         done: list[tuple[str, str]] = []
         for item, submitted_attempts in items:
-            members = _members(item)
-            todo = [job for job, attempts in zip(members, submitted_attempts)
-                    if _runnable(job, attempts)]
+            todo = tuple(run for run, attempts in zip(item.members, submitted_attempts)
+                         if _runnable(run, attempts))
             if not todo:
                 continue
-            if len(todo) == len(members) > 1:
-                outcomes = execute_group(item, options, environment)
-            else:
-                outcomes = [execute_run(job.spec, job.run_dir, options, environment)
-                            for job in todo]
-            done += [(job.spec.run_id, o.status) for job, o in zip(todo, outcomes)]
+            # the members left to do, together: a run's result does not depend on its group
+            outcomes = execute_job(Job(todo), options, environment)
+            done += [(run.spec.run_id, o.status) for run, o in zip(todo, outcomes)]
             if any(o.error.startswith("UncompletedJobError") for o in outcomes):
                 raise RuntimeError("not requeued again (--max-requeues reached); the next "
                                    "`bench run` submits the unfinished runs again")
         return done
 
-    def checkpoint(self, items: list[tuple[Any, tuple[int, ...]]]) -> Any:
+    def checkpoint(self, items: list[tuple[Job, tuple[int, ...]]]) -> Any:
         """submitit calls this on SLURM's signal: requeue the same task (its state is on disk)."""
         from submitit.core.utils import DelayedSubmission
 
         return DelayedSubmission(self, items)
 
 
-def _runnable(job: Job, submitted_attempts: int) -> bool:
+def _runnable(job: Run, submitted_attempts: int) -> bool:
     folder = RunFolder(job.run_dir)
     state = folder.state()
     return state not in FINISHED and not (state == "failed"
@@ -289,10 +282,9 @@ class FollowUp:
         self.argv, self.cwd = argv, cwd
 
     def __call__(self) -> int:
-        from annealbench.runner import cli
-
-        os.chdir(self.cwd)  # waits for a `bench run` by hand that holds the folder's lock
-        code = cli.main([*self.argv, "--wait-lock", str(FOLLOW_UP_LOCK_S)])
+        # the command itself, in a process of its own: what a user types, with nothing of this one
+        code = subprocess.run([sys.executable, "-m", "annealbench", *self.argv, "--wait-lock",
+                               str(FOLLOW_UP_LOCK_S)], cwd=self.cwd).returncode
         if code not in (0, 1):  # 1: some run failed, which the sweep's tables record
             raise RuntimeError(f"`annealbench {shlex.join(self.argv)}` exited {code}; its "
                                "log says why, and the same command by hand goes on")
@@ -329,7 +321,7 @@ def _steps(task: str, preset: str, overrides: tuple) -> int:
     return task_budget(task, preset, dict(overrides))
 
 
-def run_seconds(job: Job, step_times: dict[str, float]) -> float | None:
+def run_seconds(job: Run, step_times: dict[str, float]) -> float | None:
     """steps × seconds per step of `job`'s task (given by label or name), or None."""
     spec = job.spec
     seconds = step_times.get(spec.task_label, step_times.get(spec.task))
@@ -347,26 +339,26 @@ def pack_size(params: SlurmParams, run_s: float | None) -> int:
     return max(1, min(MAX_PACK, int(PACK_S // max(run_s, 1e-9))))
 
 
-def time_limit_min(params: SlurmParams, items: list[Any], step_times: dict[str, float]) -> int:
+def time_limit_min(params: SlurmParams, items: list[Job], step_times: dict[str, float]) -> int:
     """`timeout_min`, else MARGIN × the estimate + FLOOR_S, else the runs' limits added up."""
     if params.timeout_min is not None:
         return params.timeout_min
-    jobs = [job for item in items for job in _members(item)]
+    jobs = [run for item in items for run in item.members]
     estimates = [run_seconds(job, step_times) for job in jobs]
     if None not in estimates:
         return math.ceil((MARGIN * sum(estimates) + FLOOR_S) / 60.0)
     return math.ceil(sum(job.timeout_s or 72 * 3600.0 for job in jobs) / 60.0)
 
 
-def plan_tasks(items: list[Any], params: SlurmParams) -> list[list[Any]]:
+def plan_tasks(items: list[Job], params: SlurmParams) -> list[list[Job]]:
     """The array tasks: items of one task (label) and preset together, `pack_size` per task."""
     step_times = dict(params.step_times)
-    by_task: dict[tuple[str, str], list[Any]] = {}
+    by_task: dict[tuple[str, str], list[Job]] = {}
     for item in items:
         by_task.setdefault((item.spec.task_label, item.spec.preset), []).append(item)
     tasks = []
     for group in by_task.values():
-        size = pack_size(params, run_seconds(_members(group[0])[0], step_times))
+        size = pack_size(params, run_seconds(group[0].members[0], step_times))
         tasks += [group[i:i + size] for i in range(0, len(group), size)]
     return tasks
 
@@ -384,7 +376,7 @@ class SlurmLauncher:
         self.held: set[tuple[str, str]] = set()  # (task, config)s with tuning runs in flight
 
     # which runs to submit ------------------------------------------------------------------
-    def run(self, jobs: list[Job], on_event: Event) -> dict[str, Outcome]:
+    def run(self, jobs: list[Run], on_event: Event) -> dict[str, Outcome]:
         if not jobs:
             return {}
         if self.ledger is None:
@@ -421,7 +413,7 @@ class SlurmLauncher:
         outcomes.update(self._wait(waiting + submit, attempts, on_event))
         return outcomes
 
-    def _hold_back(self, jobs: list[Job]) -> list[Job]:
+    def _hold_back(self, jobs: list[Run]) -> list[Run]:
         """Detached, an evaluation run waits for every tuning run of its (task, configuration)
         (even with --allow-incomplete-tuning, which then evaluates with what finished)."""
         kept = [j for j in jobs if (j.spec.task_label, j.spec.config) not in self.held]
@@ -430,7 +422,7 @@ class SlurmLauncher:
                      len(jobs) - len(kept))
         return kept
 
-    def _lost(self, job: Job) -> Outcome | None:
+    def _lost(self, job: Run) -> Outcome | None:
         """A run whose last task ended without its outcome: record the failed attempt; its
         outcome when no retry is left, else None (it is submitted again)."""
         last = self.ledger.last_task(job.spec.run_id)
@@ -476,14 +468,13 @@ class SlurmLauncher:
         executor.update_parameters(**update)
         return executor
 
-    def _submit(self, jobs: list[Job], attempts: dict[str, int]) -> list[tuple[Any, list[Any]]]:
+    def _submit(self, jobs: list[Run], attempts: dict[str, int]) -> list[tuple[Any, list[Job]]]:
         """Submit `jobs` as arrays of at most MaxArraySize tasks; returns (handle, task) pairs."""
         if not jobs:
             return []
-        from annealbench.runner.launch.jobs import group_jobs
+        from annealbench.runner.launch.jobs import make_jobs
 
-        items = group_jobs(jobs, self.seed_batch, self.options) if self.options.devices == 1 \
-            else jobs
+        items = make_jobs(jobs, self.seed_batch, self.options)
         tasks = plan_tasks(items, self.params)
         if self._max_array is None:
             self._max_array = cluster_max_array_size() if self.params.cluster == "slurm" else 10**6
@@ -499,9 +490,9 @@ class SlurmLauncher:
         for limit, same in sorted(by_limit.items()):
             for start in range(0, len(same), self._max_array):
                 chunk = same[start:start + self._max_array]
-                args = [[(item, tuple(attempts[m.spec.run_id] for m in _members(item)))
+                args = [[(item, tuple(attempts[m.spec.run_id] for m in item.members))
                          for item in each] for each in chunk]
-                run_ids = [[m.spec.run_id for item in each for m in _members(item)]
+                run_ids = [[m.spec.run_id for item in each for m in item.members]
                            for each in chunk]
                 entry = Submission.new(stage, run_ids, limit)
                 if self.ledger is not None:
@@ -579,7 +570,7 @@ class SlurmLauncher:
         return executor
 
     # waiting ------------------------------------------------------------------------------
-    def _wait(self, jobs: list[Job], attempts: dict[str, int], on_event: Event,
+    def _wait(self, jobs: list[Run], attempts: dict[str, int], on_event: Event,
               handles: dict[str, Any] | None = None) -> dict[str, Outcome]:
         """Until every run of `jobs` has its outcome: on disk, or its task gone without one."""
         outcomes: dict[str, Outcome] = {}
@@ -607,7 +598,7 @@ class SlurmLauncher:
                 time.sleep(0.5 if handles is not None else self.params.poll_s)
         return outcomes
 
-    def _lost_here(self, job: Job, handle: Any) -> Outcome:
+    def _lost_here(self, job: Run, handle: Any) -> Outcome:
         """A local array task that ended without the run's outcome: a failed attempt."""
         try:
             handle.result()
@@ -618,13 +609,13 @@ class SlurmLauncher:
         RunFolder(job.run_dir).fail(error, self.environment, math.nan, reason=reason)
         return Outcome("failed", error=error, reason=reason)
 
-    def _run_here(self, jobs: list[Job], on_event: Event) -> dict[str, Outcome]:
+    def _run_here(self, jobs: list[Run], on_event: Event) -> dict[str, Outcome]:
         """`--submitit-cluster local|debug`: submit and wait on submitit's own handles."""
         attempts = {job.spec.run_id: RunFolder(job.run_dir).attempts() for job in jobs}
         handles = {}
         for handle, task in self._submit(jobs, attempts):
             for item in task:
-                for member in _members(item):
+                for member in item.members:
                     handles[member.spec.run_id] = handle
         for job in jobs:
             on_event("started", job, None)

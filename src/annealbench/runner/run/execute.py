@@ -1,4 +1,10 @@
-"""One run, start to finish: the one Lightning `Trainer` loop every run goes through."""
+"""One job, start to finish: the one Lightning `Trainer` loop every run goes through.
+
+A job (`annealbench.runner.run.job.Job`) of one run trains that run's network; a job of several
+runs that differ only in their seed trains them as one stacked model (a run group). Both take
+every line here: the task and optimizer factory, the loggers, checkpoints, the Trainer, the
+records; the stacking alone differs (`annealbench.runner.run.groups`).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from annealbench.runner.errors import StoreError
+from annealbench.runner.run.groups import (GROUP_CHECKPOINTS, Fanout, group_resume_from,
+                                          group_rows_callback)
+from annealbench.runner.run.job import Job
 from annealbench.runner.suite.run_spec import RunSpec
 from annealbench.runner.store.results_store import Outcome, RunFolder
 
@@ -73,55 +82,81 @@ def task_and_factory(spec: RunSpec, options: RunOptions) -> tuple[Any, Any]:
     return task, factory
 
 
-def fit(spec: RunSpec, run_dir: Path, options: RunOptions) -> FitResult:
-    """Build the task with the run's optimizer and derived seed, and train it."""
+def fit(specs: list[RunSpec], run_dirs: list[Path], options: RunOptions) -> list[FitResult]:
+    """Build the task with the runs' optimizer and derived seeds, and train it: one `Trainer`
+    for one seed or for a run group of several (their networks stacked, `annealbench.runner.run.groups`);
+    one result per run, in order."""
     import pytorch_lightning as pl
 
     from annealbench.runner.run.checkpoint import LAST, LastCheckpoint
     from annealbench.runner.run.metrics_logger import RowsInCheckpoint, TidyLogger
-    from annealbench.runner.run.wandb_logger import (discard_stale_wandb, finish_wandb_run, make_wandb_logger,
-                                  metric_directions)
+    from annealbench.runner.run.wandb_logger import (discard_stale_wandb, finish_wandb_run,
+                                                     make_wandb_logger, metric_directions)
+    from annealbench.tasks.stacking import build_group
 
-    task, factory = task_and_factory(spec, options)
-    module, datamodule = task.build(factory, seed=spec.derived_seed)
-    tidy = TidyLogger()
-    loggers: list[Any] = [tidy]
-    callbacks: list[Any] = [RowsInCheckpoint(tidy)]
+    grouped = len(specs) > 1
+    task, factory = task_and_factory(specs[0], options)
+    tidies = [TidyLogger() for _ in specs]
+    seeds = [s.derived_seed for s in specs]
+    ckpt_dir = None
+    if options.checkpoints:  # one checkpoint after each validation: no evaluation's rows missed
+        ckpt_dir = run_dirs[0].joinpath(*GROUP_CHECKPOINTS) if grouped \
+            else run_dirs[0] / "checkpoints"
     ckpt_path = None
-    if options.checkpoints:
-        ckpt_dir = run_dir / "checkpoints"
-        # after each validation, so a resumed run never misses an evaluation's rows
-        callbacks.append(LastCheckpoint(ckpt_dir))
-        last = ckpt_dir / LAST
-        ckpt_path = str(last) if last.exists() else None
+    if ckpt_dir is not None:
+        if grouped:
+            ckpt_path = group_resume_from(ckpt_dir, seeds)
+        elif (ckpt_dir / LAST).exists():
+            ckpt_path = str(ckpt_dir / LAST)
         if ckpt_path:
-            log.info("%s: resuming from %s", spec.run_id, last)
-    wandb_logger = None
+            log.info("%s%s: resuming from %s", "group of " if grouped else "", specs[0].run_id,
+                     ckpt_path)
+    wandbs: list[Any] = []
     if options.wandb != "disabled":
-        if ckpt_path is None:
-            discard_stale_wandb(run_dir)
-        wandb_logger = make_wandb_logger(spec.to_json(), str(run_dir), options.wandb)
-        loggers.append(wandb_logger)
+        for spec, run_dir in zip(specs, run_dirs):
+            if ckpt_path is None:
+                discard_stale_wandb(run_dir)
+            wandbs.append(make_wandb_logger(spec.to_json(), str(run_dir), options.wandb))
+    callbacks: list[Any] = [LastCheckpoint(ckpt_dir)] if ckpt_dir is not None else []
+    if grouped:  # the stacking: each member logs to its own sinks
+        sinks = [Fanout([t, *wandbs[i:i + 1]]) for i, t in enumerate(tidies)]
+        module, datamodule = build_group(task, factory, seeds, sinks)
+        loggers: Any = False
+        callbacks.insert(0, group_rows_callback(tidies))
+    else:
+        module, datamodule = task.build(factory, seed=seeds[0])
+        loggers = [tidies[0], *wandbs]
+        callbacks.insert(0, RowsInCheckpoint(tidies[0]))
     trainer_kwargs = dict(task.trainer_kwargs())
     trainer = pl.Trainer(**trainer_kwargs, logger=loggers, callbacks=callbacks,
                          accelerator=options.accelerator, devices=options.devices,
-                         strategy=options.strategy, default_root_dir=str(run_dir),
+                         strategy=options.strategy, default_root_dir=str(run_dirs[0]),
                          enable_checkpointing=False,  # LastCheckpoint, when asked for
                          enable_progress_bar=options.interactive,
                          enable_model_summary=options.interactive)
-    status = "failed"
+    fitted = False
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-        status = "done" if getattr(module, "diverged_at_step", None) is None else "diverged"
+        fitted = True
     finally:
-        if wandb_logger is not None and trainer.global_rank == 0:
-            finish_wandb_run(wandb_logger, tidy.frame(), metric_directions(task.spec.metrics),
-                             status, getattr(module, "diverged_at_step", None))
-    diverged = getattr(module, "diverged_at_step", None)
-    return FitResult(metrics=tidy.frame(), final=tidy.final(),
-                     diverged_step=math.nan if diverged is None else float(diverged),
-                     max_steps=int(trainer_kwargs["max_steps"]), global_rank=trainer.global_rank,
-                     optimizer_impl=optimizer_impl(trainer.optimizers))
+        if trainer.global_rank == 0:
+            directions = metric_directions(task.spec.metrics)
+            for logger, tidy, at in zip(wandbs, tidies, diverged_steps(module, len(specs))):
+                status = "failed" if not fitted else "done" if at is None else "diverged"
+                finish_wandb_run(logger, tidy.frame(), directions, status, at)
+    max_steps = int(trainer_kwargs["max_steps"])
+    impl = optimizer_impl(trainer.optimizers)  # a group's one optimizer steps every member
+    return [FitResult(metrics=t.frame(), final=t.final(),
+                      diverged_step=math.nan if at is None else float(at), max_steps=max_steps,
+                      global_rank=trainer.global_rank, optimizer_impl=impl)
+            for t, at in zip(tidies, diverged_steps(module, len(specs)))]
+
+
+def diverged_steps(module: Any, runs: int) -> list[int | None]:
+    """The step each run diverged at (None: it did not): a group's module keeps one per member."""
+    if runs > 1:
+        return list(module.diverged_at)
+    return [getattr(module, "diverged_at_step", None)]
 
 
 def optimizer_impl(optimizers: list[Any]) -> list[Any]:
@@ -144,35 +179,54 @@ def run_provenance(spec: RunSpec, options: RunOptions, environment: dict[str, An
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
-def execute_run(spec: RunSpec, run_dir: Path, options: RunOptions,
-                environment: dict[str, Any]) -> Outcome:
-    """Run `spec` into `run_dir`: DONE on success or divergence, FAILED with traceback otherwise.
+def execute_job(job: Job, options: RunOptions, environment: dict[str, Any]) -> list[Outcome]:
+    """Run `job` into its members' folders: DONE on success or divergence, FAILED with the
+    traceback otherwise; one outcome per member, in order.
 
-    Any exception of the task, the optimizer or the store becomes a `failed` outcome; only the
-    death of the process itself escapes, and the caller records that. A finished run's
-    checkpoints are deleted after its DONE unless `options.keep_checkpoints`; a failed run
-    keeps them, to resume from.
+    Any exception of the task, the optimizer or the store fails every member; only the death of
+    the process itself escapes, and the caller records that for every member. Once every
+    member's DONE is written, their checkpoints are deleted unless `options.keep_checkpoints`
+    (a group's lives in its first member's folder); a failed run keeps them, to resume from.
     """
-    folder = RunFolder(run_dir)
+    specs = [m.spec for m in job.members]
+    folders = [RunFolder(m.run_dir) for m in job.members]
     if launched_rank() != 0:  # an extra DDP rank: trains, leaves the store to rank 0
-        fit(spec, folder.path, options)
-        return Outcome("done")
-    folder.start(spec, keep_checkpoints=options.checkpoints)
+        fit(specs, [f.path for f in folders], options)
+        return [Outcome("done")]
+    for spec, folder in zip(specs, folders):
+        folder.start(spec, keep_checkpoints=options.checkpoints)
     started = time.perf_counter()
-    provenance = run_provenance(spec, options, environment, devices=options.devices)
+    provenances = [run_provenance(s, options, environment, devices=options.devices)
+                   for s in specs]
+    group: dict[str, Any] = {"run_ids": [s.run_id for s in specs]}
+    if len(specs) > 1:
+        provenances = [{**p, "run_group": group} for p in provenances]
     try:
-        result = fit(spec, folder.path, options)
-        if result.global_rank != 0:
-            return Outcome("done")
-        outcome = record_result(folder, result, provenance, time.perf_counter() - started)
+        results = fit(specs, [f.path for f in folders], options)
+        if results[0].global_rank != 0:
+            return [Outcome("done")]
+        wall = time.perf_counter() - started
+        group["wall_time_s"] = wall
+        outcomes = [record_result(folder, result, provenance, wall / len(specs))
+                    for result, folder, provenance in zip(results, folders, provenances)]
     except Exception as err:  # noqa: BLE001 - every failure of a run is recorded, then reported
-        log.warning("%s failed: %s: %s", spec.run_id, type(err).__name__, err)
-        return record_error(spec, folder, err, provenance, time.perf_counter() - started)
-    if not options.keep_checkpoints:
+        wall = time.perf_counter() - started
+        log.warning("%s%s failed: %s: %s", "group of " if len(specs) > 1 else "", specs[0].run_id,
+                    type(err).__name__, err)
+        return [record_error(spec, folder, err, provenance, wall / len(specs))
+                for spec, folder, provenance in zip(specs, folders, provenances)]
+    if not options.keep_checkpoints:  # every member's DONE first
         from annealbench.runner.run.checkpoint import remove_checkpoints
 
-        remove_checkpoints(folder.path)
-    return outcome
+        for folder in folders:
+            remove_checkpoints(folder.path)
+    return outcomes
+
+
+def execute_run(spec: RunSpec, run_dir: Path, options: RunOptions,
+                environment: dict[str, Any]) -> Outcome:
+    """`execute_job` for a job of one run."""
+    return execute_job(Job.of(spec, run_dir), options, environment)[0]
 
 
 def record_result(folder: RunFolder, result: FitResult, provenance: dict[str, Any],
