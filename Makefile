@@ -20,18 +20,20 @@ TORCH_INDEX   := https://download.pytorch.org/whl/$(TORCH)
 TORCH_STAMP   := $(VENV)/.annealbench-torch-$(TORCH)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test test-all bench figures perf clean
+.PHONY: help venv test test-all bench figures perf lock clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml scripts/install_torch.sh $(if $(TORCH),$(TORCH_STAMP))
+LOCK     := requirements-lock.txt
+
+$(STAMP): pyproject.toml $(LOCK) scripts/install_torch.sh $(if $(TORCH),$(TORCH_STAMP))
 	@test -x $(PY) || { \
 	  if $(PYTHON) -c "import torch" >/dev/null 2>&1; then \
 	    echo "reusing the torch installed for $(PYTHON)"; $(PYTHON) -m venv --system-site-packages $(VENV); \
 	  else $(PYTHON) -m venv $(VENV); fi; }
 	$(if $(TORCH),,@scripts/install_torch.sh $(PY))
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -c $(LOCK) -e '.[dev]'
 	@touch $(STAMP)
 
 # TORCH=cuXYZ (or cpu): that build from PyTorch's index, replacing any other; once per build.
@@ -60,6 +62,12 @@ figures: $(STAMP) ## rebuild every figure, table and report.html from the result
 
 perf: $(STAMP) ## run the speed benchmarks and write docs/performance.md
 	$(PY) -m annealbench perf --out docs/performance.md
+
+lock: ## rewrite requirements-lock.txt from .venv (after `pip install -U` there): the tested set every install is pinned to
+	@{ echo "# The tested set: every install (make venv/test/bench) is constrained to these versions."; \
+	   echo "# Regenerate with 'make lock' after changing pyproject.toml, then run 'make test'."; \
+	   $(PY) -m pip freeze --exclude-editable | sed 's/^torch==\([^+]*\)+.*/torch==\1/' | LC_ALL=C sort -f; } > $(LOCK).tmp
+	@mv $(LOCK).tmp $(LOCK)
 
 clean: ## remove caches (keeps .venv and results/)
 	rm -rf .pytest_cache .hypothesis build dist *.egg-info

@@ -86,7 +86,9 @@ def simulate(spec: Synthetic) -> tuple[pd.DataFrame, pd.DataFrame]:
                         "wall_time_s": 1.0 + 0.01 * seed, "git_commit": commit, "git_dirty": False,
                         "provenance": json.dumps({"torch": "2.13", "numpy": np.__version__,
                                                   "cpu": "x86_64", "gpu": None, "host": "node"}
-                                                 | ({"optimizer_impl": [spec.implementation, spec.implementation]}
+                                                 | ({"optimizer_impl": [spec.implementation, spec.implementation],
+                                                     # what the runner records from the registry
+                                                     "optimizer_fastest": spec.implementation in ("fused", "compiled")}
                                                     if spec.implementation else {})),
                         "error": "Traceback: simulated failure" if status == "failed" else "",
                     })
@@ -159,12 +161,14 @@ class Arm:
         return config_label(self.optimizer, dict(self.hparams))
 
 
-def write_arms_store(root: str | Path, tasks: tuple[str, ...], arms: tuple[Arm, ...], *, n_seeds: int = 5,
+def write_arms_store(root: str | Path, tasks: tuple, arms: tuple[Arm, ...], *, n_seeds: int = 5,
                      max_steps: int = 1000, eval_every: int = 50, seed_sd: float = 0.03,
                      run_sd: float = 0.003, noise_sd: float = 0.002, random_seed: int = 0,
                      compare: dict | None = None) -> Path:
     """Write a store of `arms` on `tasks` (eval stage, lr 1e-3 each); with `compare`, also its
-    `compare.json` (as the runner writes the suite's `compare:` section)."""
+    `compare.json` (as the runner writes the suite's `compare:` section). A task is a name, or
+    (name, overrides, curve factor): a task with overrides (a budget, say) whose arms' curves are
+    `factor(config)` times their own."""
     from annealbench.common.store_schema import RunKey
 
     root = Path(root)
@@ -173,22 +177,25 @@ def write_arms_store(root: str | Path, tasks: tuple[str, ...], arms: tuple[Arm, 
     steps = np.arange(eval_every, max_steps + 1, eval_every, dtype=np.int64)
     r = steps / max_steps
     run_rows, frames = [], []
-    for ti, task in enumerate(tasks):
+    for ti, entry in enumerate(tasks):
+        task, overrides, factor = (entry, {}, None) if isinstance(entry, str) else entry
         seed_terms = rng.normal(0.0, seed_sd, n_seeds)
         for arm in arms:
             diverged = dict(arm.diverged)
+            scale = 1.0 if factor is None else factor(arm.config)
             for seed in range(n_seeds):
-                key = RunKey.of(task, {}, arm.optimizer, dict(arm.hparams), 1e-3, seed)
+                key = RunKey.of(task, overrides, arm.optimizer, dict(arm.hparams), 1e-3, seed)
                 status = "diverged" if seed in diverged else "done"
                 run_rows.append({
                     "run_id": key.run_id, "suite": "synthetic", "stage": "eval", "task": task, "preset": "smoke",
+                    "task_overrides": json.dumps(overrides),
                     "optimizer": arm.optimizer, "config": arm.config, "lr": 1e-3, "seed": seed,
                     "derived_seed": 1000 * ti + seed, "hparams": json.dumps({"lr": 1e-3} | dict(arm.hparams)),
                     "status": status, "diverged_step": float(diverged.get(seed, np.nan)), "max_steps": max_steps,
                     "wall_time_s": 1.0, "git_commit": "a" * 40, "git_dirty": False,
                     "provenance": json.dumps({"torch": "2.13", "cpu": "x86_64", "gpu": None, "host": "node"}),
                     "error": ""})
-                test = (np.asarray(arm.curve(r), float) * (1 + 0.1 * ti + seed_terms[seed] + rng.normal(0, run_sd))
+                test = (scale * np.asarray(arm.curve(r), float) * (1 + 0.1 * ti + seed_terms[seed] + rng.normal(0, run_sd))
                         + rng.normal(0.0, noise_sd, steps.size))
                 keep = steps < diverged[seed] if status == "diverged" else np.ones(steps.size, bool)
                 for metric, values in (("test/loss", test), ("val/loss", test - 0.01), ("train/loss", test - 0.1)):

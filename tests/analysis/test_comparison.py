@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from annealbench.analysis.cli import main
+from annealbench.cli import main
 from annealbench.analysis.load import load_store
 from annealbench.analysis.analyse import Options, analyse
 from annealbench.analysis.theory import radius_relation

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from annealbench.analysis.cli import main
+from annealbench.cli import main
 from annealbench.analysis.claims import all_claims
 from annealbench.analysis.load import StoreError, load_store
 from annealbench.analysis.analyse import Options, analyse

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from annealbench.analysis.cli import main
+from annealbench.cli import main
 from annealbench.common.compare import CompareError, Margin, comparison_from_dict
 from tests.analysis.synthetic import Synthetic, write_store
 from tests.runner.helpers import run_bench

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from annealbench.analysis.cli import main
+from annealbench.cli import main
 from annealbench.analysis.figures import FIGURE_NAMES
 from annealbench.analysis.report import write_analysis
 from annealbench.analysis.load import load_store
@@ -123,7 +123,7 @@ def test_refuse_mixed_commits_stops_the_report(tmp_path, capsys):
 
 
 def test_the_page_names_the_commits_it_mixes_before_the_verdict(tmp_path):
-    """Runs kept with `bench run --accept-stale`: the page says which code made how many."""
+    """Runs kept with `annealbench run --accept-stale`: the page says which code made how many."""
     root = write_store(tmp_path / "s", Synthetic(n_seeds=2, commits=("a" * 40, "b" * 40)))
     with pytest.warns(UserWarning, match="mixes 2 git commits"):
         assert main(["report", str(root), "--no-wandb"]) == 0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from annealbench.analysis.cli import main
+from annealbench.cli import main
 from tests.analysis.synthetic import Synthetic, write_store
 
 

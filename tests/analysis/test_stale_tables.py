@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from annealbench.analysis.cli import main as analysis_main
+from annealbench.cli import main as analysis_main
 from annealbench.analysis.load import StoreError, load_store
-from annealbench.runner.cli import main as bench_main
+from annealbench.cli import main as bench_main
 from annealbench.runner.suite.run_spec import RunSpec
 from annealbench.runner.store.results_store import Outcome, ResultsStore
 
@@ -59,7 +59,7 @@ def test_an_interrupted_extension_is_refused_then_gathered(tmp_path, capsys):
     for seed in range(3, 17):
         finish(store, seed)
     with pytest.raises(StoreError, match=r"stale: 14 finished run folder\(s\) not gathered .*"
-                                         r"annealbench gather .*bench status .* --verify"):
+                                         r"annealbench gather .*annealbench status .* --verify"):
         load_store(store.root)
     assert bench_main(["gather", str(store.root)]) == 0
     assert len(load_store(store.root).runs) == 16
@@ -111,7 +111,7 @@ def test_tables_written_by_something_else_are_refused(tmp_path):
 def test_a_store_gathered_without_a_record_is_refused(tmp_path):
     store = gathered_store(tmp_path)
     (store.root / GATHERED_FILE).unlink()
-    with pytest.raises(StoreError, match=r"gathered.json: missing.*bench gather"):
+    with pytest.raises(StoreError, match=r"gathered.json: missing.*annealbench gather"):
         load_store(store.root)
 
 

@@ -11,7 +11,7 @@ import sys
 import pandas as pd
 import pytest
 
-from annealbench.analysis.cli import main
+from annealbench.cli import main
 from annealbench.analysis.load import load_store
 from annealbench.analysis.wandb_report import build_report
 from annealbench.common.wandb_names import STEP_METRIC

@@ -99,7 +99,7 @@ def _ledger(out: Path) -> list[dict]:
 
 def test_chunks_options_and_reattach(tmp_path, fake):
     """Nothing runs (no nodes): 10 tuning runs in arrays of at most 4 tasks, every option on
-    the #SBATCH lines; a second `bench run` submits nothing that is queued."""
+    the #SBATCH lines; a second `annealbench run` submits nothing that is queued."""
     slurm = fake(max_array_size=4, nodes=0)
     (tmp_path / "wide.yaml").write_text(WIDE)
     out = tmp_path / "out"
@@ -141,7 +141,7 @@ def test_chunks_options_and_reattach(tmp_path, fake):
     status = slurm.bench("status", str(out))
     assert status.returncode == 0, status.stderr
     assert "tune: 10 queued" in status.stdout, status.stdout
-    assert f"follow-up job {follow_up['job_id']}: runs this sweep's `bench run` again once " \
+    assert f"follow-up job {follow_up['job_id']}: runs this sweep's `annealbench run` again once " \
            f"jobs {after.replace(':', ', ')} have ended" in status.stdout, status.stdout
 
     subprocess.run(["scancel", *[str(s["job_id"]) for s in arrays]], env=slurm.env,
@@ -205,7 +205,7 @@ def _in_queue(slurm: FakeSlurm) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.timeout(1500)
 def test_detached_sweep_under_preemption_equals_local(tmp_path, fake):
-    """One detached `bench run`; follow-up jobs advance the sweep; a `bench run` by hand in the
+    """One detached `annealbench run`; follow-up jobs advance the sweep; an `annealbench run` by hand in the
     middle reattaches; by hand again only when a node failure took a follow-up job."""
     (tmp_path / "cluster.yaml").write_text(SUITE)
     reference = tmp_path / "reference"

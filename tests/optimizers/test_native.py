@@ -87,8 +87,9 @@ def test_processes_building_at_once_share_one_build(tmp_path) -> None:
 def test_a_failing_compile_falls_back_with_the_compiler_s_words(tmp_path) -> None:
     broken = tmp_path / "broken.cpp"
     broken.write_text("this is not C++\n")
-    code = TRAIN.replace("from optimizers import MuPhi, native",
-                         f"from optimizers import MuPhi, native\nnative.SOURCE = __import__('pathlib').Path({str(broken)!r})")
+    code = TRAIN.replace("from annealbench.optimizers import native\n",
+                         f"from annealbench.optimizers import native\nnative.SOURCE = __import__('pathlib').Path({str(broken)!r})\n")
+    assert code != TRAIN
     out = _finish(_python(code, {"TORCH_EXTENSIONS_DIR": str(tmp_path / "cache")}))
     assert "building broken.cpp failed" in out and "PATH reference" in out, out
     assert "error" in out.lower()

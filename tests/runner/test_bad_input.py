@@ -1,6 +1,6 @@
 """Bad input is refused at the door in one line: unbounded suite sizes, seeds the store cannot
 hold, a machine without SLURM or a GPU, and the small ones (lock waits, `status` on a folder that
-is not a store, `--help`, `bench train`'s threads and output, the README's run ids)."""
+is not a store, `--help`, `annealbench train`'s threads and output, the README's run ids)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from annealbench.runner import cli
+from annealbench import cli
 from annealbench.runner.launch import devices
 from annealbench.runner.errors import LockedError, SuiteError
 from annealbench.runner.store.lock import results_lock
@@ -234,7 +234,7 @@ def test_status_of_a_folder_that_is_not_a_store_is_an_error(tmp_path, capsys, ma
     assert cli.main(["status", str(target)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == (f"error: {target} is not a results directory (it has neither runs/ nor "
-                   "runs.parquet); give the --out of a `bench run` or `bench train`")
+                   "runs.parquet); give the --out of an `annealbench run` or `annealbench train`")
 
 
 def test_help_lists_no_hidden_command(capsys):

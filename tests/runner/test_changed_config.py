@@ -1,5 +1,5 @@
 """Finished runs made with other values under the same run id are never reused silently: each
-run records its resolved configuration and its hash, and `bench run` refuses a store whose
+run records its resolved configuration and its hash, and `annealbench run` refuses a store whose
 finished runs disagree with what the suite now resolves to, naming the changed keys old → new;
 `--rerun-changed` runs exactly those again."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from annealbench.runner import cli
+from annealbench import cli
 from annealbench.runner.suite.run_spec import RunSpec, config_sha256, resolved_config, resolved_task
 from annealbench.runner.store.results_store import ResultsStore
 
@@ -44,7 +44,7 @@ def spec_files(store: ResultsStore) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> tuple[Path, Path]:
-    """The suite file and a store where `bench run` finished its three runs (made once)."""
+    """The suite file and a store where `annealbench run` finished its three runs (made once)."""
     root = tmp_path_factory.mktemp("changed")
     suite = root / "changed.yaml"
     suite.write_text(SUITE)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from annealbench.runner import cli
+from annealbench import cli
 from annealbench.runner.run.checkpoint import remove_checkpoints
 from annealbench.runner.run.execute import RunOptions, execute_run
 from annealbench.runner.suite.run_spec import RunSpec

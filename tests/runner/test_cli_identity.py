@@ -8,7 +8,7 @@ import json
 import pandas as pd
 
 from annealbench.analysis.load import load_store
-from annealbench.runner import cli
+from annealbench import cli
 from annealbench.runner.suite.suite import parse_suite
 from annealbench.runner.sweep import SweepOptions, run_sweep
 from annealbench.runner.run.wandb_logger import make_wandb_logger

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from annealbench.runner.cli import main
+from annealbench.cli import main
 from annealbench.tasks import cifar_data
 from annealbench.tasks import text
 from tests.tasks.helpers import write_cifar_fixture

@@ -1,4 +1,4 @@
-"""The paper suites (published budgets, the factors they cross) and `bench run --dry-run`."""
+"""The paper suites (published budgets, the factors they cross) and `annealbench run --dry-run`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from annealbench.runner.cli import main
+from annealbench.cli import main
 from annealbench.runner.suite.dryrun import StepTime, dry_run, measure_step_time, run_table
 from annealbench.common.store_schema import task_label
 from annealbench.runner.suite.suite import load_suite, shipped_suites
@@ -202,5 +202,5 @@ def test_a_task_without_its_data_is_not_measured_and_nothing_is_fetched(tmp_path
         monkeypatch.setenv("ANNEALBENCH_CIFAR10_URL", url + "/cifar-10-python.tar.gz")
         text = dry_run(load_suite(suite_file), steps=2)
     assert server.requests == []
-    assert "not measured: CIFAR-10 not found" in text and "bench data cifar10" in text
+    assert "not measured: CIFAR-10 not found" in text and "annealbench data cifar10" in text
     assert "total: 19 runs, ? device-hours" in text

@@ -7,7 +7,7 @@ import signal
 
 import pandas as pd
 
-from annealbench.runner import cli
+from annealbench import cli
 from annealbench.runner.run.execute import RunOptions
 from annealbench.runner.launch.pool import WorkerPool
 from annealbench.runner.run.job import Job
@@ -61,7 +61,7 @@ seeds: {eval: [10, 11]}
 
 
 def test_failed_run_is_retried_on_the_next_run_up_to_max_retries(tmp_path, capsys):
-    """A real sweep; one run's record says two attempts failed; later `bench run`s retry it."""
+    """A real sweep; one run's record says two attempts failed; later `annealbench run`s retry it."""
     (tmp_path / "tiny.yaml").write_text(TINY)
     suite = load_suite(tmp_path / "tiny.yaml")
     out = tmp_path / "out"

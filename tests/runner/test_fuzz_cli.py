@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from annealbench.runner import cli
+from annealbench import cli
 from annealbench.runner.errors import SuiteError
 from annealbench.runner.suite.suite import DEFAULT_MAX_RUNS, parse_suite
 from tests.runner.limits import address_space_limit

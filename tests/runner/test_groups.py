@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from annealbench.runner import cli
+from annealbench import cli
 from annealbench.runner.errors import SuiteError
 from annealbench.runner.run.execute import RunOptions, execute_job, execute_run
 from annealbench.runner.launch.jobs import AUTO_SEED_BATCH, group_size, make_jobs

@@ -1,4 +1,4 @@
-"""Ctrl-C: `bench run` and `bench train` stop with one line and exit 130; a sweep's workers are
+"""Ctrl-C: `annealbench run` and `annealbench train` stop with one line and exit 130; a sweep's workers are
 stopped and its store is left to be resumed (the runs cut short are neither done nor failed)."""
 
 from __future__ import annotations
@@ -78,9 +78,9 @@ def test_ctrl_c_in_bench_run_stops_the_workers_and_leaves_the_store_resumable(tm
     workers = [int(p.stem.split("-")[1]) for p in (out / "logs").glob("worker-*.log")]
     assert workers and not any(_alive(pid) for pid in workers)  # the workers are gone
     assert not (out / ".lock.owner").exists()
-    with results_lock(out):  # released: the next `bench run` may start at once
+    with results_lock(out):  # released: the next `annealbench run` may start at once
         pass
-    # the run cut short is neither done nor failed: the next `bench run` starts it again,
+    # the run cut short is neither done nor failed: the next `annealbench run` starts it again,
     # without counting a failed attempt against --max-retries
     states = run_states(out)
     assert states and {s.state for s in states} == {"unfinished"}
@@ -102,6 +102,6 @@ def test_ctrl_c_in_bench_train_exits_130_naming_the_unfinished_run(tmp_path):
     lines = stderr.strip().splitlines()
     run_dir = next((out / "runs").iterdir())
     assert lines[-1] == (f"interrupted: the run in {run_dir} did not finish (it is not "
-                         "recorded); the same `bench train` starts it again")
+                         "recorded); the same `annealbench train` starts it again")
     assert not (run_dir / "DONE").exists() and not (run_dir / "FAILED").exists()
     assert json.loads((run_dir / "spec.json").read_text())["run_id"].startswith("quadratic[")

@@ -1,7 +1,7 @@
 """Where the runner's parts meet (issue 14, item 8), each exercised by real processes and runs.
 
 One sweep of real runs, three tuning seeds and an lr at which SGD really diverges, is driven by
-one `bench run` while two more `bench run`s on the same directory either refuse or wait; the
+one `annealbench run` while two more `annealbench run`s on the same directory either refuse or wait; the
 store it leaves is then checked against the rules: diverged runs recorded as such, +inf in
 tuning, the median over tuning seeds recomputed independently from `results.parquet`.
 """
@@ -40,12 +40,12 @@ def _wait_for_owner(out, pid: int, proc: subprocess.Popen) -> None:
         except (OSError, ValueError, KeyError):
             pass
         time.sleep(0.05)
-    raise AssertionError("the first `bench run` never took the lock")
+    raise AssertionError("the first `annealbench run` never took the lock")
 
 
 @pytest.fixture(scope="module")
 def contended(tmp_path_factory):
-    """The sweep, with a second `bench run` refused and a third waiting for the first."""
+    """The sweep, with a second `annealbench run` refused and a third waiting for the first."""
     tmp = tmp_path_factory.mktemp("joints")
     (tmp / "diverge.yaml").write_text(DIVERGE)
     out = tmp / "out"

@@ -1,4 +1,4 @@
-"""The published figures' design at CPU scale, end to end: `bench run paper-figures --preset
+"""The published figures' design at CPU scale, end to end: `annealbench run paper-figures --preset
 smoke` on the char GPT (a slice of Shakespeare in Shakespeare-char's place), then `analysis
 report --grid gamma` draws the 2×4 grid and decides each γ's pair at the end and at the best
 point."""

@@ -1,6 +1,6 @@
 """Every task's data is in place before a sweep creates or starts anything.
 
-Absent data a task may not fetch: `bench run` exits 2 in one line naming the task, the missing
+Absent data a task may not fetch: `annealbench run` exits 2 in one line naming the task, the missing
 path and the `annealbench data` command, and the results directory is never created. Absent
 data a task may fetch (`download: true`): the driver fetches it once, from a local HTTP server
 standing in for the published URL, before any run starts, so no run downloads.
@@ -13,7 +13,7 @@ import hashlib
 import pandas as pd
 import pytest
 
-from annealbench.runner import cli
+from annealbench import cli
 from annealbench.runner.preflight import DataError, prepare_data
 from annealbench.runner.suite.suite import parse_suite
 from annealbench.tasks import cifar_data

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from annealbench.runner import cli
+from annealbench import cli
 from annealbench.runner.store.atomic import read_json
 from annealbench.runner.suite.run_spec import expand_tune
 from annealbench.runner.store.results_store import ResultsStore

@@ -1,4 +1,4 @@
-"""Finished runs made by other code are never reused silently: `bench run` refuses naming them
+"""Finished runs made by other code are never reused silently: `annealbench run` refuses naming them
 and the two choices, `--rerun-stale` runs them again, `--accept-stale` keeps them."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from annealbench.runner import cli
+from annealbench import cli
 from annealbench.runner.run.provenance import environment
 from annealbench.runner.suite.run_spec import expand_eval
 from annealbench.runner.store.results_store import Outcome, ResultsStore

@@ -1,4 +1,4 @@
-"""`bench run smoke` end to end with the real tasks and optimizers, then resume after a kill."""
+"""`annealbench run smoke` end to end with the real tasks and optimizers, then resume after a kill."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import logging
 import pandas as pd
 import pytest
 
-from annealbench.runner import cli
+from annealbench import cli
 from annealbench.runner.errors import SuiteError
 from annealbench.runner.run.execute import RunOptions, execute_run
 from annealbench.runner.suite.run_spec import RunSpec
@@ -55,7 +55,7 @@ def test_shipped_suites_validate_against_the_registries():
     # paper and paper-filter: tests/runner/test_dryrun.py (skipped until their peers are registered)
     for name in ("smoke", "quick"):
         suite = load_suite(name)
-        if all(t.name in __import__("tasks").TASK_NAMES for t in suite.tasks):
+        if all(t.name in __import__("annealbench.tasks", fromlist=["TASK_NAMES"]).TASK_NAMES for t in suite.tasks):
             validate_suite(suite)
 
 

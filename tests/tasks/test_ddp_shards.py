@@ -275,7 +275,7 @@ def test_a_timed_out_multi_device_run_leaves_no_process_alive(tmp_path):
                    optimizer="adamw", hparams=(("window", "cosine"),), lr=1e-2, seed=10)
     job = Job.of(spec, store.folder(spec).path, timeout_s=300.0)
     options = RunOptions(wandb="disabled", devices=2, strategy="ddp", accelerator="cpu")
-    ranks: set[int] = set()  # `bench run-one RUN_DIR ...`: rank 0 and the rank it starts
+    ranks: set[int] = set()  # `annealbench run-one RUN_DIR ...`: rank 0 and the rank it starts
 
     with WorkerPool(1, 1, environment()) as pool:
         def expire_once_both_ranks_train() -> None:

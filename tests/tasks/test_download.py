@@ -228,7 +228,7 @@ def test_missing_wikitext_says_how_to_get_it(tmp_path, monkeypatch):
         text.load_corpus(corpus="wikitext103")
     message = str(err.value)
     assert "wiki.train.raw" in message and str(tmp_path) in message
-    assert "bench data wikitext103" in message and "download=True" in message
+    assert "annealbench data wikitext103" in message and "download=True" in message
 
 
 def test_unknown_corpus_names_the_choices():

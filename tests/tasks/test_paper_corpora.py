@@ -20,7 +20,7 @@ import tiktoken
 import torch
 from tiktoken.load import data_gym_to_mergeable_bpe_ranks
 
-from annealbench.runner.cli import main
+from annealbench.cli import main
 from annealbench.tasks import DatasetError, get_task
 from annealbench.tasks import download
 from annealbench.tasks import shakespeare
@@ -306,7 +306,7 @@ def test_missing_data_names_the_command(tmp_path):
     with pytest.raises(DatasetError, match="annealbench data gpt2-bpe"):
         text.gpt2_encoding()
     assert text.vocab_size(corpus="wikitext103-bpe") == 50257  # GPT-2's, before any data
-    with pytest.raises(DatasetError, match="bench data shakespeare-char"):
+    with pytest.raises(DatasetError, match="annealbench data shakespeare-char"):
         text.vocab_size(corpus="shakespeare-char")
 
 

@@ -9,15 +9,15 @@ or, from Python::
     a = analyse(load_store("results/quick"), Options(references=("adamw[window=cosine]",), margin=0.02))
     a.verdict  # one row per (task or "all tasks", config, reference): better/worse/equivalent/inconclusive
 
-Modules: `store` (loading and checking), `curves` (shared grid, bands, endpoints), `verdict` (the
+Modules: `load` (loading and checking), `curves` (shared grid, bands, endpoints), `verdict` (the
 rule: TOST, paired tests, ITT, Holm), `comparisons` (the declared comparison and its verdict
 table), `differences` (the verdict's paired differences as the per-task tables and forest show
 them, one section per reference), `hierarchical` (the Bayesian model across tasks), `paired`
 (surviving runs tested against 0: a labelled secondary),
 `maxt` (where along training), `aggregate` (task-level rank tests and scores), `fairtime` (steps
-or seconds), `theory` (the mean-radius relation), `diagnostics` (trust region), `summary` (all of
+or seconds), `theory` (the mean-radius relation), `diagnostics` (trust region), `analyse` (all of
 it), `claims`, `figures`, `tables`, `report`, `wandb_tables`. Statistics: docs/statistics.md.
-This package never imports the training code (`tasks`, `optimizers`, `bench`).
+This package never imports the training code (`tasks`, `optimizers`, `runner`).
 """
 
 from annealbench.analysis.report import write_report

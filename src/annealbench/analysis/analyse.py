@@ -29,7 +29,7 @@ from annealbench.analysis.fairtime import time_measure
 from annealbench.analysis.maxt import MaxT, max_t_test
 from annealbench.analysis.load import Store
 from annealbench.analysis.theory import THEORY_OPTIMIZERS, radius_relation
-from annealbench.analysis.verdict import ALL_TASKS, holm
+from annealbench.analysis.verdict import holm, is_task_scope
 from annealbench.common.compare import CompareError, Comparison, Margin
 from annealbench.common.metrics import Metric
 
@@ -204,7 +204,7 @@ def _paired(curves: dict[str, TaskCurves], endpoints: pd.DataFrame, verdict: pd.
         if len(tc.configs) == 1:
             notes.append(f"{task}: only one configuration ({tc.configs[0]}); nothing to compare.")
     results, maxt = [], {}
-    rows = verdict[verdict["scope"] != ALL_TASKS] if not verdict.empty else verdict
+    rows = verdict[verdict["scope"].map(is_task_scope)] if not verdict.empty else verdict
     finals = {task: endpoints[endpoints["task"] == task].pivot(index="config", columns="seed", values="final")
               for task in dict.fromkeys(rows["scope"])} if not rows.empty else {}
     for task, config, ref in (zip(rows["scope"], rows["config"], rows["reference"]) if not rows.empty else ()):

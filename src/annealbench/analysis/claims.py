@@ -10,7 +10,7 @@ from annealbench.analysis.aggregate import integrated_score
 from annealbench.analysis.comparisons import DIVERGED_LEVEL
 from annealbench.analysis.hierarchical import CHAINS
 from annealbench.analysis.analyse import Analysis
-from annealbench.analysis.verdict import ALL_TASKS, LOG_RATIO, NO_TEST, T_TEST
+from annealbench.analysis.verdict import ALL_TASKS, LOG_RATIO, NO_TEST, T_TEST, is_task_scope
 
 
 def _g(x: float, digits: int = 3) -> str:
@@ -42,6 +42,11 @@ def _rate(row) -> str:
             f"{_pct(DIVERGED_LEVEL)} Clopper–Pearson interval {row.diverged_ci_low:.2f} to {row.diverged_ci_high:.2f}).")
 
 
+def _note(row) -> str:
+    """A row's note (why a margin or a test is what it is), as a closing sentence."""
+    return f" Note: {row.note}" if isinstance(row.note, str) and row.note else ""
+
+
 def _level(row) -> str:
     return f"{100 * row.ci_level:.4g}%"
 
@@ -65,9 +70,8 @@ def _task_verdict(row, a: Analysis) -> str:
             f"{row.direction} is better; one-sided against the margin in the estimate's direction, {test} "
             f"p = {_g(row.p_difference_raw)} (Holm-adjusted {_g(row.p_difference)}); TOST p = "
             f"{_g(row.p_equivalence_raw)} (Holm-adjusted {_g(row.p_equivalence)}). The interval is at the "
-            f"level Holm's procedure gave this row, so the verdict reads off it.{_diverged(row)}{_rate(row)}")
-    if isinstance(row.note, str) and row.note:
-        text += f" Note: {row.note}"
+            f"level Holm's procedure gave this row, so the verdict reads off it.{_diverged(row)}{_rate(row)}"
+            f"{_note(row)}")
     if row.n_diverged or row.n_diverged_reference:
         text += f" Surviving runs only (secondary: {_survivors(row)}): {row.verdict_survivors}."
     if math.isfinite(row.posterior_better):
@@ -92,6 +96,20 @@ def _survivors(row) -> str:
 
 def _ratio(x: float) -> str:
     return "n/a" if not math.isfinite(x) else f"{math.exp(x):.4g}"
+
+
+def _budget_verdict(row) -> str:
+    head = (f"With the budget, {row.config} against {row.reference}: {row.verdict} (the difference at each "
+            f"task's longest budget minus the one at its shortest, in that task's margins)")
+    if row.test == NO_TEST:
+        return f"{head} — {row.n} task(s) at two budgets with a comparison: too few for a test.{_note(row)}"
+    pi = (f" On a new task the change is predicted within {row.pi_low:+.3g} to {row.pi_high:+.3g} margins "
+          f"({_level(row)} random-effects prediction interval, between-task sd τ = {row.tau:.3g} margins)."
+          if math.isfinite(row.pi_low) else "")
+    return (f"{head} — over n = {row.n} tasks, mean change {row.estimate:+.3g} margins ({_level(row)} interval "
+            f"{row.ci_low:+.3g} to {row.ci_high:+.3g}, margin ±1); t over tasks, one-sided against the margin: "
+            f"Holm-adjusted p = {_g(row.p_difference)}; no interaction (mean and prediction inside ±1): "
+            f"{_g(row.p_equivalence)}.{pi}{_note(row)}")
 
 
 def _hierarchical_posterior(row) -> str:
@@ -119,9 +137,7 @@ def _all_tasks_verdict(row, a: Analysis) -> str:
             f"margin), mean {row.estimate:+.3g} margins ({_level(row)} interval {row.ci_low:+.3g} to "
             f"{row.ci_high:+.3g}, margin ±1); t over tasks, one-sided against the margin: Holm-adjusted "
             f"p = {_g(row.p_difference)}; equivalence (mean and prediction inside ±1): {_g(row.p_equivalence)}."
-            f"{pi}{count}{_rate(row)}")
-    if isinstance(row.note, str) and row.note:
-        text += f" Note: {row.note}"
+            f"{pi}{count}{_rate(row)}{_note(row)}")
     return text + _hierarchical_posterior(row)
 
 
@@ -139,19 +155,19 @@ def verdict_claims(a: Analysis) -> list[str]:
         return [f"No comparison: {a.comparison.describe()}."]
     out = [f"Comparison: {a.comparison.describe()}. " + RULE.format(alpha=a.options.alpha)]
     for row in a.verdict.itertuples():
-        out.append(_task_verdict(row, a) if row.scope != ALL_TASKS else _all_tasks_verdict(row, a))
+        out.append(_task_verdict(row, a) if is_task_scope(row.scope) else _all_tasks_verdict(row, a)
+                   if row.scope == ALL_TASKS else _budget_verdict(row))
     return out
 
 
 def verdict_methods(a: Analysis) -> str:
     """The verdict rule as it runs, for the report's Methods (docs/statistics.md, §2–4)."""
-    o = a.options
     return (
         f"Verdicts compare every configuration with each reference ({a.comparison.describe()}) on runs "
         f"paired by seed. With a relative margin δ on a positive metric the paired values are log-ratios "
         f"log(configuration/reference) and the margin is log(1 + δ), fixed before the runs (losses are "
         f"positive and a relative margin is a ratio; a t on log-ratios keeps its level where raw "
-        f"differences are skewed); with an absolute margin, the differences in {o.metric}; a relative "
+        f"differences are skewed); with an absolute margin, the differences in {a.options.metric}; a relative "
         f"margin on a metric that can be ≤ 0 is δ times the reference's median over its tune-stage runs at "
         f"the selected learning rate (eval runs only as a named fallback). A diverged run is its "
         f"configuration's worst outcome (intention to treat); a seed where both arms diverged is no "
@@ -248,7 +264,7 @@ def power_claims(a: Analysis) -> list[str]:
         out.append(f"Seeds needed for 80% power with a paired t-test against 0 at the family's level "
                    f"{a.options.alpha:g}/{m} (median observed sd of the surviving runs' paired differences, "
                    f"the secondary analysis): {rows}.")
-    tasks = a.verdict[a.verdict["scope"] != "all tasks"] if not a.verdict.empty else a.verdict
+    tasks = a.verdict[a.verdict["scope"].map(is_task_scope)] if not a.verdict.empty else a.verdict
     need = tasks["seeds_for_equivalence"].to_numpy(float) if not tasks.empty else np.array([])
     if np.isfinite(need).any():
         out.append(f"Seeds needed to show equivalence at the margin with 80% power (TOST at the worst-case "

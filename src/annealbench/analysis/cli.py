@@ -10,19 +10,9 @@ import sys
 from annealbench.analysis.load import StoreError
 from annealbench.analysis.analyse import Options
 from annealbench.common.errorlog import error_line, save_traceback
-from annealbench.common.logs import add_verbose, setup_logging
 
 
 COMMANDS = ("report", "figures")
-
-
-def parser() -> argparse.ArgumentParser:
-    """The analysis's commands alone (`annealbench.cli` adds them beside the runner's)."""
-    p = argparse.ArgumentParser(prog="annealbench", description="Statistics, figures and report "
-                                "from a results store.")
-    add_verbose(p)
-    add_commands(p.add_subparsers(dest="command", required=True))
-    return p
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -67,14 +57,6 @@ def _report_arguments(r: argparse.ArgumentParser, *, wandb: bool) -> None:
                         "configuration, the gamma or window grid); needs wandb-workspaces, an API key and "
                         "the server: when it cannot be saved, one line says why and the exit status is 1 "
                         "(the report's files are written all the same)")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Parse `argv` as one of the analysis's commands and run it."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser().parse_args(argv)
-    setup_logging(args.verbose)
-    return run(args, argv)
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:

@@ -18,6 +18,15 @@ against ±1 (t over tasks); "equivalent" needs, on top, a prediction interval fo
 ±1 (random effects, DerSimonian–Laird with the Higgins–Thompson–Spiegelhalter interval) and no
 diverged run on any task. The rows also count the tasks on which each verdict was reached (the
 intersection), and the hierarchical model's posterior predictive probabilities for a new task.
+
+Budgets: a suite may run a task at two or more budgets (the same task label but for `max_steps`
+and the evaluation cadence, e.g. `teacher[max_steps=200]` and `teacher[max_steps=800]`). Each
+(task, budget) is then a scope of its own, so the all-tasks rows count task × budget cells, and one
+more row per (configuration, reference) asks whether the difference changes with the budget
+(`BUDGET_SCOPE`): per task, the difference at its longest budget minus the one at its shortest, in
+margins; across tasks the same rule as the all-tasks rows (t over tasks against ±1, equivalence
+— no interaction — needing the prediction interval inside ±1 too), in a Holm family of its own.
+"better" there means the configuration gains on its reference as the budget grows.
 """
 
 from __future__ import annotations
@@ -35,13 +44,17 @@ from statsmodels.stats.proportion import proportion_confint
 from annealbench.analysis import hierarchical
 from annealbench.analysis.curves import FINAL_LAST_K, TaskCurves
 from annealbench.analysis.paired import bayes_signed_rank
-from annealbench.analysis.verdict import (ALL_TASKS, CAP, DIFFERENCE, LOG_RATIO, MIN_TASKS, NO_TEST, SIGN_TEST, VERDICT_COLUMNS,
-                              PairStats, across_claim, across_tasks, decide_family, direction,
+from annealbench.analysis.verdict import (ALL_TASKS, BUDGET_SCOPE, CAP, DIFFERENCE, LOG_RATIO, MIN_TASKS, NO_TEST, SIGN_TEST, VERDICT_COLUMNS,
+                              PairStats, across_claim, across_tasks, capped, decide_family, direction,
                               itt_differences, pair_stats, seeds_for_equivalence, survivor_differences)
 from annealbench.common.compare import DEFAULT, Comparison, CompareError, Margin, comparison_from_dict
+from annealbench.common.store_schema import parse_label, task_label
 
 COMPARE_FILE = "compare.json"
 ALL_TASKS_RULE = "1 = each task's own margin (differences divided by it)"
+BUDGET_KEYS = frozenset({"max_steps", "val_every", "log_every"})  # what a budget changes
+BUDGET_RULE = ("1 = each task's own margin; per task the difference at its longest budget minus "
+               "the one at its shortest")
 DIVERGED_LEVEL = 0.95  # Clopper–Pearson interval of a divergence rate
 
 
@@ -297,12 +310,66 @@ def _across(task_rows: list[_Row], sign: float, notes: list[str]) -> tuple[list[
     return rows, stats_
 
 
+def budget_pairs(labels: list[str]) -> dict[str, tuple[str, str]]:
+    """Task labels that differ only in their budget (`BUDGET_KEYS`, `max_steps` given), by the
+    label without it: {base: (shortest, longest)}, for each base with two budgets or more."""
+    groups: dict[str, dict[float, str]] = {}
+    for label in labels:
+        try:
+            name, pairs = parse_label(label, "task label")
+            steps = float(dict(pairs)["max_steps"])
+        except (ValueError, KeyError):
+            continue
+        base = task_label(name, tuple((k, v) for k, v in pairs if k not in BUDGET_KEYS))
+        groups.setdefault(base, {})[steps] = label
+    return {base: (by[min(by)], by[max(by)]) for base, by in groups.items() if len(by) >= 2}
+
+
+def _budgets(task_rows: list[_Row], sign: float) -> tuple[list[dict], list[PairStats]]:
+    """One budget row per (config, reference) over the tasks run at two budgets or more."""
+    pairs = budget_pairs(list(dict.fromkeys(r.cols["scope"] for r in task_rows)))
+    if not pairs:
+        return [], []
+    by_key = {(r.cols["scope"], r.cols["config"], r.cols["reference"]): r for r in task_rows}
+    configs = list(dict.fromkeys((r.cols["config"], r.cols["reference"]) for r in task_rows))
+    rows, stats_ = [], []
+    for config, ref in configs:
+        values, variances, any_div, members = [], [], False, 0
+        for short, long in pairs.values():
+            a, b = by_key.get((short, config, ref)), by_key.get((long, config, ref))
+            if a is None or b is None:
+                continue
+            members += 1
+            any_div |= any(r.cols["n_diverged"] or r.cols["n_diverged_reference"] for r in (a, b))
+            if NO_TEST in (a.itt.test, b.itt.test):
+                continue
+            values.append(capped(np.array([b.itt.estimate / b.itt.margin]))[0]
+                          - capped(np.array([a.itt.estimate / a.itt.margin]))[0])
+            variances.append(b.se_margins ** 2 + a.se_margins ** 2)  # the budgets' seeds differ
+        if not members:
+            continue
+        acr = across_tasks(np.array(values, float), np.array(variances, float), not any_div)
+        st = acr.stats
+        rows.append({
+            "scope": BUDGET_SCOPE, "config": config, "reference": ref, "direction": direction(sign),
+            "scale": "margins", "margin": 1.0, "estimate": st.estimate, "margin_rule": BUDGET_RULE,
+            "margin_source": "each task's own margin",
+            "margin_metric": math.nan, "n": len(values),
+            "test": ("t over tasks of the change with the budget; no interaction (equivalent) also needs "
+                     "the prediction interval inside ±1" if st.test != NO_TEST else NO_TEST),
+            "p_above_raw": st.p_above, "p_below_raw": st.p_below, "tasks_total": members,
+            "mu_random_effects": acr.mu, "tau": acr.tau, "_across": acr,
+            "note": "a diverged run at some budget: no interaction cannot be shown." if any_div else ""})
+        stats_.append(st)
+    return rows, stats_
+
+
 def _gate_prediction(rows: list[dict], decisions: list) -> None:
     """The prediction interval at each all-tasks row's level; 'equivalent' only when it lies
     inside ±1 as well (p_equivalence already includes it, so this is the printed check)."""
     for row, decision in zip(rows, decisions):
         row["verdict"], row["pi_low"], row["pi_high"] = across_claim(decision, row.pop("_across"))
-        if row["tasks_total"] and row["tasks_equivalent"] == row["tasks_total"] and row["verdict"] != "equivalent":
+        if row["tasks_total"] and row.get("tasks_equivalent") == row["tasks_total"] and row["verdict"] != "equivalent":
             row["note"] = (row["note"] + f" Equivalent on every one of the {row['tasks_total']} tasks (a statement "
                            f"about these tasks); the prediction for a new task is not inside the margin.").strip()
 
@@ -339,6 +406,9 @@ def verdict_frame(curves: dict[str, TaskCurves], endpoints: pd.DataFrame, compar
     across, across_stats = _across(built, sign, notes)
     if across:
         _gate_prediction(across, _apply(across, across_stats, alpha, sign))
-    frame = pd.DataFrame(rows + across)
+    budgets, budget_stats = _budgets(built, sign)
+    if budgets:
+        _gate_prediction(budgets, _apply(budgets, budget_stats, alpha, sign))
+    frame = pd.DataFrame(rows + across + budgets)
     rest = [c for c in frame.columns if c not in VERDICT_COLUMNS and c != "level"]
     return frame[list(VERDICT_COLUMNS) + rest]

@@ -15,7 +15,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from annealbench.analysis.verdict import ALL_TASKS, LOG_RATIO
+from annealbench.analysis.verdict import LOG_RATIO, is_task_scope
 
 SURVIVORS = "survivors only, {level:g}% t-interval, % of mean"
 """The secondary analysis' label: its rows, caption and heading all say it."""
@@ -35,7 +35,7 @@ def in_units(row) -> tuple[float, float, float, str]:
 
 def _converted(row, values: tuple[float, ...]) -> tuple:
     """`values` (on `row`'s decision scale) in the row's units, then the unit."""
-    if row["scope"] == ALL_TASKS:
+    if not is_task_scope(row["scope"]):
         return (*values, "δ")
     if row["scale"] == LOG_RATIO:
         return (*(100.0 * math.expm1(x) if math.isfinite(x) else x for x in values), "%")
@@ -59,7 +59,7 @@ def verdict_differences(a) -> pd.DataFrame:
     verdict = getattr(a, "verdict", None)
     if not isinstance(verdict, pd.DataFrame) or verdict.empty:
         return pd.DataFrame(columns=list(DIFFERENCE_COLUMNS))
-    rows = verdict[verdict["scope"] != ALL_TASKS]
+    rows = verdict[verdict["scope"].map(is_task_scope)]
     out = []
     for _, row in rows.iterrows():
         estimate, low, high, margin_low, margin_high, unit = _converted(

@@ -1,4 +1,4 @@
-"""Loading and checking a results store (docs/architecture.md, `bench/` section).
+"""Loading and checking a results store (docs/architecture.md, `annealbench.runner` section).
 
 The loader reads `runs.parquet`, `results.parquet` and `selection.json` only, with the columns
 and run-id rules of `annealbench.common.store_schema` (the very module the runner writes with). A file that
@@ -28,15 +28,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from annealbench.common.errors import StoreError
 from annealbench.common.store_schema import (GATHERED_FILE, OPTIONAL_RUN_COLUMNS, RESULT_COLUMNS, RUN_COLUMNS,
                                  STAGES, STATUSES, gathered_mismatch, parse_label, parse_run_id,
                                  run_fingerprints, task_label)
 
 log = logging.getLogger(__name__)
-
-
-class StoreError(ValueError):
-    """A results store that cannot be analysed as it is; the message names the file."""
 
 
 class MixedCommitsWarning(UserWarning):

@@ -1,6 +1,6 @@
 """Which way each metric points: the tasks' declarations, as the runner recorded them.
 
-`bench run` writes `DIR/metrics.json` (`annealbench.common.metrics`) before any run. A store written before
+`annealbench run` writes `DIR/metrics.json` (`annealbench.common.metrics`) before any run. A store written before
 that file existed is read with the declarations of the metrics every task of this project logs
 under the same names (`STANDARD`), and the report says so; any other metric of such a store is
 refused rather than guessed.

@@ -276,7 +276,7 @@ def _code_version(commit: str, dirty: bool, provenance: str) -> str:
 
 def code_versions_html(a: Analysis) -> str:
     """The code that made the analysed (eval-stage) runs; a warning naming every version and its
-    run count when there is more than one (runs kept with `bench run --accept-stale`, say)."""
+    run count when there is more than one (runs kept with `annealbench run --accept-stale`, say)."""
     runs = a.store.runs[a.store.runs["stage"] == "eval"]
     versions = pd.Series([_code_version(c, d, p) for c, d, p in
                           zip(runs["git_commit"], runs["git_dirty"], runs["provenance"])], dtype=object)

@@ -38,6 +38,13 @@ VERDICT_COLUMNS = ("scope", "config", "reference", "direction", "scale", "margin
                    "ci_high", "ci_level", "p_difference", "p_equivalence", "verdict")
 VERDICTS = ("better", "worse", "equivalent", "inconclusive")
 ALL_TASKS = "all tasks"
+BUDGET_SCOPE = "budget: longest − shortest"  # rows on how a difference changes with the budget
+
+
+def is_task_scope(scope: str) -> bool:
+    """Whether a verdict row's scope is one task (at one budget), not a row across tasks."""
+    return scope not in (ALL_TASKS, BUDGET_SCOPE)
+
 LOG_RATIO, DIFFERENCE = "log ratio", "difference"
 T_TEST, SIGN_TEST, NO_TEST = "paired t", "sign test (ITT)", "none"
 EQUIVALENCE_POWER = 0.8

@@ -1,10 +1,9 @@
 """Errors for people: one line on the terminal, the whole traceback in a log file.
 
-Both commands (`annealbench`, `annealbench`) report an error they raised on purpose
-as its message alone. An error that may come from deep inside a library has its full traceback
+The `annealbench` command reports an error it raised on purpose as its message alone. An error that may come from deep inside a library has its full traceback
 written to `$ANNEALBENCH_LOGS` (else `~/.cache/annealbench/logs`) and the line says where. A
-run's own errors never get here: their tracebacks are in the run's `FAILED` record (`bench
-status` shows the first line). Also here, because both commands need it: whether a process
+run's own errors never get here: their tracebacks are in the run's `FAILED` record (`annealbench
+status` shows the first line). Also here, because the runner and the analysis both need it: whether a process
 recorded by pid (a lock's holder, a report's staging folder) is still alive.
 """
 
@@ -22,14 +21,14 @@ def log_dir() -> Path:
     return Path(configured) if configured else Path("~/.cache/annealbench/logs").expanduser()
 
 
-def save_traceback(err: BaseException, command: list[str], program: str = "bench") -> Path | None:
+def save_traceback(err: BaseException, command: list[str], program: str = "annealbench") -> Path | None:
     """Write `err`'s traceback (and the command `python -m PROGRAM ...`) to a new file; None when
     that fails."""
     path = log_dir() / f"{program}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
     text = "".join(traceback.format_exception(err))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"$ python -m {program} {' '.join(command)}\n{text}", encoding="utf-8")
+        path.write_text(f"$ annealbench {' '.join(command)}\n{text}", encoding="utf-8")
     except OSError:
         return None
     return path

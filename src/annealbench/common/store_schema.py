@@ -1,6 +1,6 @@
 """The results store's schema: the tables' columns, the run key, how a run id is written and read.
 
-`bench` writes the store and `analysis` reads it; both take every column name, column kind and
+The runner writes the store and the analysis reads it; both take every column name, column kind and
 run-id rule from here, so the two sides cannot drift.
 
 A run is identified by its **run key** (`RunKey`): the task, the task overrides that can change
@@ -224,7 +224,7 @@ def parse_run_id(run_id: str) -> ParsedRunId:
 #
 # `DIR/gathered.json` records what the tables were built from: the size and modification time
 # (ns) of every run folder's marker (`DONE` or `FAILED`) and of its `metrics.parquet`, and of the
-# two tables themselves. `bench` writes it last when it gathers; the analysis compares it with the
+# two tables themselves. The runner writes it last when it gathers; the analysis compares it with the
 # folders on disk (stat calls only) and refuses tables that no longer describe them: an
 # interrupted sweep's new runs, a deleted or restarted run folder, a rewritten or truncated
 # `metrics.parquet`, tables written by anything but a complete gather. A folder without a

@@ -44,8 +44,10 @@ def default_eta(beta: float, gamma: float) -> float:
     return unit_dc_gain(beta, gamma)
 
 
-def _number(name: str, value: Any, low: float, high: float, *, low_open: bool = False,
-            high_open: bool = False) -> float:
+def check_number(name: str, value: Any, low: float, high: float, *, low_open: bool = False,
+                 high_open: bool = False) -> float:
+    """`value` as a float when it is a finite number in the interval; else a `ValueError` naming
+    `name`, the value and the interval allowed."""
     lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
     allowed = f"{lo}{low:g}, {high:g}{hi}"
     ok = not isinstance(value, bool) and isinstance(value, Real) and math.isfinite(value)
@@ -93,24 +95,24 @@ def validate_numerator(numerator: Any) -> str:
 
 def validate_hparams(group: dict[str, Any]) -> None:
     """Raise `ValueError` naming the first bad hyperparameter of a MuPhi param group."""
-    _number("lr", group["lr"], 0.0, 1.0, low_open=True)
+    check_number("lr", group["lr"], 0.0, 1.0, low_open=True)
     betas = group["betas"]
     if not isinstance(betas, (tuple, list)) or len(betas) != 2:
         raise ValueError(f"betas={betas!r} is not allowed: expected a pair (beta, beta2)")
-    beta = _number("betas[0]", betas[0], 0.0, 1.0, high_open=True)
-    _number("betas[1]", betas[1], 0.0, 1.0, high_open=True)
-    gamma = _number("gamma", group["gamma"], -math.inf, math.inf)
+    beta = check_number("betas[0]", betas[0], 0.0, 1.0, high_open=True)
+    check_number("betas[1]", betas[1], 0.0, 1.0, high_open=True)
+    gamma = check_number("gamma", group["gamma"], -math.inf, math.inf)
     if gamma > beta:
         raise ValueError(f"gamma={gamma!r} is not allowed: expected gamma <= betas[0] = {beta} "
                          "(gamma = betas[0] cancels the pole: no smoothing)")
     if group["eta"] is not None:
-        _number("eta", group["eta"], 0.0, math.inf, low_open=True, high_open=True)
+        check_number("eta", group["eta"], 0.0, math.inf, low_open=True, high_open=True)
     if group["eps"] is not None:
-        _number("eps", group["eps"], 0.0, math.inf, high_open=True)
+        check_number("eps", group["eps"], 0.0, math.inf, high_open=True)
     validate_numerator(group["numerator"])
     if group["numerator_beta"] is not None:
-        _number("numerator_beta", group["numerator_beta"], 0.0, 1.0, high_open=True)
-    _number("weight_decay", group["weight_decay"], 0.0, math.inf, high_open=True)
+        check_number("numerator_beta", group["numerator_beta"], 0.0, 1.0, high_open=True)
+    check_number("weight_decay", group["weight_decay"], 0.0, math.inf, high_open=True)
     for key in ("decoupled_weight_decay", "weight_decay_in_step"):
         if not isinstance(group[key], bool):
             raise ValueError(f"{key}={group[key]!r} is not allowed: expected True or False")

@@ -27,14 +27,13 @@ import logging
 import math
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from numbers import Real
 from types import MappingProxyType
 from typing import Any
 
 import torch
 
 from annealbench.common.plugins import OPTIMIZER_GROUP, entry_point_names, lookup
-from annealbench.optimizers.muphi import IMPLS, MuPhi, validate_numerator
+from annealbench.optimizers.muphi import IMPLS, MuPhi, check_number, validate_numerator
 from annealbench.optimizers.peers import MuonAdamW, ScheduleFreeAdamW, WindowedAdamW, WindowedProdigy, WindowedSGD
 from annealbench.optimizers.reference import REFERENCE_NUMERATORS
 from annealbench.optimizers.window import Window, make_window
@@ -47,16 +46,9 @@ Checker = Callable[[str, Any], Any]
 
 # ---------------------------------------------------------------- hyperparameter checkers
 def real(low: float, high: float = math.inf, *, low_open: bool = False, high_open: bool = True) -> Checker:
-    allowed = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-
+    """A finite number in the interval from `low` to `high` (MuPhi's own check, `check_number`)."""
     def check(name: str, value: Any) -> float:
-        ok = not isinstance(value, bool) and isinstance(value, Real) and math.isfinite(value)
-        if ok:
-            v = float(value)
-            ok = (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
-        if not ok:
-            raise ValueError(f"{name}={value!r} is not allowed: expected a number in {allowed}")
-        return float(value)
+        return check_number(name, value, low, high, low_open=low_open, high_open=high_open)
 
     return check
 
@@ -132,7 +124,8 @@ class OptimInfo:
     # reference-release numerators): a configuration with one of them is not elementwise
     whole_tensor: Mapping[str, Collection[Any]] = field(default_factory=dict)
     # `group["impl"]` values that count as this optimizer's fastest implementation, so its wall
-    # clock compares optimizers rather than implementations (annealbench.analysis.fairtime)
+    # clock compares optimizers rather than implementations (each run records whether it ran
+    # one, `optimizer_fastest`; annealbench.analysis.fairtime reads that)
     fastest_impls: frozenset[str] = FASTEST_IMPLS
     # hyperparameters set when measuring its state (`state_bytes_per_param`), e.g. the path that
     # keeps its state as one tensor per parameter
@@ -177,6 +170,11 @@ class OptimInfo:
                 return (f"{key} {resolved[key]} averages over whole tensors, which a group would share "
                         "across seeds")
         return None
+
+    def ran_fastest(self, impls: list[Any]) -> bool:
+        """Whether a run whose param groups stepped with `impls` (each group's `impl`, recorded
+        after its first step) ran this optimizer's fastest implementation in every group."""
+        return bool(impls) and all(impl in self.fastest_impls for impl in impls)
 
 
 def window_of(h: dict[str, Any]) -> Window:

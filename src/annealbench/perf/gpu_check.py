@@ -483,7 +483,7 @@ def part_mini_run(device: torch.device, sizes: Sizes, smoke: bool) -> list[Row]:
         wall = time.perf_counter() - start
         if returncode != 0:
             tail = output.strip().splitlines()[-8:]
-            raise RuntimeError(f"`bench run` exited {returncode}: " + " | ".join(tail))
+            raise RuntimeError(f"`annealbench run` exited {returncode}: " + " | ".join(tail))
         rows = []
         for run in sorted((out / "runs").iterdir()):
             spec = yaml.safe_load((run / "spec.json").read_text())  # JSON is YAML
@@ -491,7 +491,7 @@ def part_mini_run(device: torch.device, sizes: Sizes, smoke: bool) -> list[Row]:
             hp = dict(spec.get("hparams", {}))
             rows.append(Row("mini-run", f"paper-figures cut: char GPT, muphi numerator="
                                         f"{hp.get('numerator')}, gamma={hp.get('gamma')}, "
-                                        f"{last} steps through `bench run`",
+                                        f"{last} steps through `annealbench run`",
                             f"{rate:.2f} steps/s (after the first {sizes.mini_log_every})",
                             f"whole command {wall:.0f} s for both runs"))
         if len(rows) != 2:

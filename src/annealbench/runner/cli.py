@@ -1,4 +1,4 @@
-"""`annealbench run | status | gather | list | train | data`.
+"""The runner's commands of `annealbench` (`annealbench.cli`): run, status, gather, list, train, data.
 
 Exit status: 0 done; 1 some run failed, or some evaluation runs were not started because their
 tuning did not complete; 2 refused before anything started (a bad suite or argument, a data set
@@ -22,7 +22,7 @@ from typing import Iterator
 
 from annealbench.runner import data_cmd
 from annealbench.common.errorlog import error_line, save_traceback
-from annealbench.common.logs import VERBOSE_FLAGS, add_verbose, setup_logging
+from annealbench.common.logs import VERBOSE_FLAGS
 from annealbench.runner.errors import LockedError, MissingSystemError, StoreError, SuiteError
 from annealbench.runner.launch.slurm import SUBMITIT_CLUSTERS, SlurmParams
 from annealbench.runner.suite.suite import DEFAULT_MAX_RUNS, MAX_SEED, PRESET_NAMES
@@ -118,15 +118,6 @@ def _add_execution(p: argparse.ArgumentParser) -> None:
 COMMANDS = ("run", "status", "gather", "list", "train", "data", "run-one")
 
 
-def parser() -> argparse.ArgumentParser:
-    """The runner's commands alone (`annealbench.cli` adds them beside the analysis's)."""
-    root = argparse.ArgumentParser(prog="annealbench", description=__doc__)
-    add_verbose(root)
-    add_commands(root.add_subparsers(dest="command", required=True,
-                                     metavar="{run,status,gather,list,train,data}"))
-    return root
-
-
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """`run`, `status`, `gather`, `list`, `train`, `data` (and the unlisted `run-one`)."""
     run = sub.add_parser("run", help="run a suite (resumes what is already in --out)")
@@ -141,7 +132,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                      help="kill an attempt running longer and record it failed (reason timeout); "
                           "default per preset: smoke 15 min, quick 4 h, paper 72 h")
     run.add_argument("--wait-lock", type=_wait_seconds, default=0.0, metavar="SECONDS",
-                     help="wait this long for another `bench run` on --out, saying whom for "
+                     help="wait this long for another `annealbench run` on --out, saying whom for "
                           "(inf: for ever; default: refuse)")
     run.add_argument("--preset", choices=PRESET_NAMES, default=None,
                      help="run the suite's design at this preset's scale (numeric task overrides and "
@@ -290,14 +281,6 @@ def _is_interrupt(err: BaseException) -> bool:
                                                   and _SIGINT_SEEN.is_set())
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse `argv` as one of the runner's commands and run it."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser().parse_args(argv)
-    setup_logging(args.verbose)
-    return run(args, argv)
-
-
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     """Run a parsed runner command; the exit status of the module docstring."""
     args.argv = tuple(a for a in argv if a not in VERBOSE_FLAGS)  # a follow-up job reruns it
@@ -333,7 +316,7 @@ def _check_machine(args: argparse.Namespace) -> None:
     if args.detach and args.launcher != "slurm":
         raise ValueError("--detach is for --launcher slurm")
     if args.no_follow_up and not args.detach:
-        raise ValueError("--no-follow-up is for --detach (without it, `bench run` waits for "
+        raise ValueError("--no-follow-up is for --detach (without it, `annealbench run` waits for "
                          "its job arrays itself)")
     if args.launcher == "slurm":
         check_slurm(SlurmParams(cluster=args.submitit_cluster))
@@ -388,7 +371,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if not _is_interrupt(err):
             raise
         raise _Interrupted(f"the workers were stopped; the finished runs are kept in "
-                           f"{options.out}, and the same `bench run` resumes there (the runs "
+                           f"{options.out}, and the same `annealbench run` resumes there (the runs "
                            f"that were cut short start again)") from None
     print(summary.line)
     if args.detach:  # the sweep goes on in SLURM's hands while any run is queued or running
@@ -406,7 +389,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     if not is_results_dir(args.dir):
         print(f"error: {args.dir} is not a results directory (it has neither runs/ nor "
-              f"runs.parquet); give the --out of a `bench run` or `bench train`", file=sys.stderr)
+              f"runs.parquet); give the --out of an `annealbench run` or `annealbench train`", file=sys.stderr)
         return 2
     states = run_states(args.dir)
     counts = summarise(states)
@@ -435,7 +418,7 @@ def _cmd_gather(args: argparse.Namespace) -> int:
         print(f"error: {args.dir} is not a results directory (it has no runs/)", file=sys.stderr)
         return 2
     store = ResultsStore(args.dir)
-    with results_lock(store.root, timeout_s=0.0):  # never beside a `bench run` writing into it
+    with results_lock(store.root, timeout_s=0.0):  # never beside an `annealbench run` writing into it
         runs = store.gather(store.specs_on_disk())
     print(f"{args.dir}: gathered {len(runs)} runs into runs.parquet and results.parquet")
     return 0
@@ -468,7 +451,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if not _is_interrupt(err):
             raise
         raise _Interrupted(f"the run in {job.run_dir} did not finish (it is not recorded); the "
-                           f"same `bench train` starts it again") from None
+                           f"same `annealbench train` starts it again") from None
     if line is not None:
         print(json.dumps(line, sort_keys=True))
         return 0 if line["status"] != "failed" else 1

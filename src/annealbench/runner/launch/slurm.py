@@ -16,15 +16,15 @@ What is submitted:
   node's host, GPUs and GPU driver.
 
 Every submission is written to the ledger (`annealbench.runner.store.ledger`) before `sbatch` runs. A later
-`bench run` reads it and asks `squeue` which tasks are still queued or running: their runs are
+`annealbench run` reads it and asks `squeue` which tasks are still queued or running: their runs are
 never submitted again nor touched (it waits for them, or with `detach` leaves them be); a run
 whose task ended without its outcome (time limit, node failure, a requeue limit reached) is
 recorded as a failed attempt (reason `timeout` or `worker_died`) and submitted again while it
 has retries left, resuming from its checkpoint.
 
-With `detach`, `bench run` submits what is missing and returns: stage `eval` of a (task,
-configuration) is submitted by the first `bench run` that finds its tuning runs complete. That
-`bench run` is a follow-up job: a detached `bench run` that leaves runs in SLURM's hands also
+With `detach`, `annealbench run` submits what is missing and returns: stage `eval` of a (task,
+configuration) is submitted by the first `annealbench run` that finds its tuning runs complete. That
+`annealbench run` is a follow-up job: a detached `annealbench run` that leaves runs in SLURM's hands also
 submits one small job (1 core, no GPU, `FOLLOW_UP_MIN` minutes) with `--dependency=afterany:` on
 every array of the sweep still queued or running; it runs the same command in the same folder,
 which submits what the finished arrays left to do and its own follow-up, until nothing is left.
@@ -92,8 +92,8 @@ class SlurmParams:
     runs_per_task: int | None = None  # None: by the step times (`pack_size`), else 1
     step_times: tuple[tuple[str, float], ...] = ()  # TASK (name or label) → seconds per step
     max_requeues: int = 10  # time-outs/preemptions after which a task is not requeued
-    detach: bool = False  # submit and return; a follow-up job (or a later `bench run`) advances
-    follow_up: tuple[str, ...] = ()  # detached: the `bench run` arguments a follow-up job reruns
+    detach: bool = False  # submit and return; a follow-up job (or a later `annealbench run`) advances
+    follow_up: tuple[str, ...] = ()  # detached: the `annealbench run` arguments a follow-up job reruns
     poll_s: float = 30.0  # how often a waiting driver asks squeue
 
     def __post_init__(self) -> None:
@@ -257,7 +257,7 @@ class ArrayTask:
             done += [(run.spec.run_id, o.status) for run, o in zip(todo, outcomes)]
             if any(o.error.startswith("UncompletedJobError") for o in outcomes):
                 raise RuntimeError("not requeued again (--max-requeues reached); the next "
-                                   "`bench run` submits the unfinished runs again")
+                                   "`annealbench run` submits the unfinished runs again")
         return done
 
     def checkpoint(self, items: list[tuple[Job, tuple[int, ...]]]) -> Any:
@@ -276,7 +276,7 @@ def _runnable(job: Run, submitted_attempts: int) -> bool:
 
 class FollowUp:
     """A follow-up job: `annealbench run ARGS` again, in the folder it was submitted from.
-    Requeued as it is on a preemption (a rerun of `bench run` is harmless: it reattaches)."""
+    Requeued as it is on a preemption (a rerun of `annealbench run` is harmless: it reattaches)."""
 
     def __init__(self, argv: tuple[str, ...], cwd: str) -> None:
         self.argv, self.cwd = argv, cwd
@@ -549,7 +549,7 @@ class SlurmLauncher:
             raise
         entry.job_id = str(job.job_id)
         self.ledger.save()
-        log.info("follow-up job %s: `bench run` again once jobs %s have ended", entry.job_id,
+        log.info("follow-up job %s: `annealbench run` again once jobs %s have ended", entry.job_id,
                  ", ".join(arrays))
         return entry.job_id
 
@@ -623,7 +623,7 @@ class SlurmLauncher:
 
 
 def detach_note(root: Path) -> tuple[str, int]:
-    """After a detached `bench run`: what is queued or running now, and how to go on; and how
+    """After a detached `annealbench run`: what is queued or running now, and how to go on; and how
     many runs are in flight (0: nothing left in SLURM's hands)."""
     ledger = Ledger(root)
     active = ledger.refresh(queued_tasks(), save=False) if ledger.open() else {}
@@ -632,9 +632,9 @@ def detach_note(root: Path) -> tuple[str, int]:
         return "slurm: no run of this sweep is queued or running", 0
     queued = sum(s.state in ("PENDING", "REQUEUED") for s in active.values())
     follow = [s.job_id for s in ledger.open() if s.stage == FOLLOW_UP and s.job_id]
-    then = (f"follow-up job {follow[-1]} runs this `bench run` again once they have ended, and "
+    then = (f"follow-up job {follow[-1]} runs this `annealbench run` again once they have ended, and "
             f"so on until the sweep is done (the same command by hand does the same)"
-            if follow else "the same `bench run` again submits what they leave to do")
+            if follow else "the same `annealbench run` again submits what they leave to do")
     return (f"slurm: {len(active)} runs in jobs {', '.join(jobs)} ({queued} queued, "
             f"{len(active) - queued} running); `annealbench status {root}` shows them; "
             f"{then} (stage eval once its tuning is complete)"), len(active)

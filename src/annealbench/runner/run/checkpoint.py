@@ -7,7 +7,7 @@ optimizer, loops, callback states such as the tidy rows) after each validation t
 sibling and renames it over `last.ckpt`: a kill mid-write leaves the previous checkpoint whole.
 
 A run that finished (done or diverged) needs its checkpoints no more: `remove_checkpoints`
-deletes them once its DONE is on disk (`bench run --keep-checkpoints` keeps them). A failed or
+deletes them once its DONE is on disk (`annealbench run --keep-checkpoints` keeps them). A failed or
 interrupted run keeps them: its next attempt resumes from them.
 """
 

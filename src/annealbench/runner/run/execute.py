@@ -40,6 +40,7 @@ class RunOptions:
     keep_checkpoints: bool = False  # keep them once the run finished (else deleted after DONE)
     threads: int = 1  # torch intra-op threads of the process running the run
     interactive: bool = False  # Lightning's progress bar and model summary
+    step_progress: bool = False  # log the step, rate and ETA now and then (`run.step_progress`)
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,10 @@ def fit(specs: list[RunSpec], run_dirs: list[Path], options: RunOptions) -> list
                 discard_stale_wandb(run_dir)
             wandbs.append(make_wandb_logger(spec.to_json(), str(run_dir), options.wandb))
     callbacks: list[Any] = [LastCheckpoint(ckpt_dir)] if ckpt_dir is not None else []
+    if options.step_progress:
+        from annealbench.runner.run.step_progress import StepProgress
+
+        callbacks.append(StepProgress(specs[0].run_id))
     if grouped:  # the stacking: each member logs to its own sinks
         sinks = [Fanout([t, *wandbs[i:i + 1]]) for i, t in enumerate(tidies)]
         module, datamodule = build_group(task, factory, seeds, sinks)
@@ -207,8 +212,8 @@ def execute_job(job: Job, options: RunOptions, environment: dict[str, Any]) -> l
             return [Outcome("done")]
         wall = time.perf_counter() - started
         group["wall_time_s"] = wall
-        outcomes = [record_result(folder, result, provenance, wall / len(specs))
-                    for result, folder, provenance in zip(results, folders, provenances)]
+        outcomes = [record_result(spec, folder, result, provenance, wall / len(specs))
+                    for spec, result, folder, provenance in zip(specs, results, folders, provenances)]
     except Exception as err:  # noqa: BLE001 - every failure of a run is recorded, then reported
         wall = time.perf_counter() - started
         log.warning("%s%s failed: %s: %s", "group of " if len(specs) > 1 else "", specs[0].run_id,
@@ -229,14 +234,20 @@ def execute_run(spec: RunSpec, run_dir: Path, options: RunOptions,
     return execute_job(Job.of(spec, run_dir), options, environment)[0]
 
 
-def record_result(folder: RunFolder, result: FitResult, provenance: dict[str, Any],
-                  wall_time_s: float) -> Outcome:
-    """Write a trained run's rows, provenance and DONE (`done`, or `diverged` at its step)."""
+def record_result(spec: RunSpec, folder: RunFolder, result: FitResult,
+                  provenance: dict[str, Any], wall_time_s: float) -> Outcome:
+    """Write a trained run's rows, provenance and DONE (`done`, or `diverged` at its step); the
+    provenance says whether its optimizer ran its fastest implementation (`optimizer_fastest`:
+    the registry decides, so the analysis need not import it)."""
     status = "done" if math.isnan(result.diverged_step) else "diverged"
     outcome = Outcome(status, max_steps=result.max_steps, diverged_step=result.diverged_step,
                       wall_time_s=wall_time_s)
+    from annealbench.optimizers import optimizer_info
+
+    fastest = optimizer_info(spec.optimizer).ran_fastest(result.optimizer_impl)
     folder.finish(result.metrics, {**provenance, "max_steps": result.max_steps,
                                    "optimizer_impl": result.optimizer_impl,
+                                   "optimizer_fastest": fastest,
                                    "final_metrics": result.final}, outcome)
     return outcome
 

@@ -1,7 +1,7 @@
 """Atomic files: write to a temporary sibling, fsync, then rename over the target.
 
 A reader sees either the old file or the complete new one, never a prefix; a failed write (a
-full disk, a kill) leaves at most a `.tmp-` sibling that `bench status --verify` reports.
+full disk, a kill) leaves at most a `.tmp-` sibling that `annealbench status --verify` reports.
 """
 
 from __future__ import annotations

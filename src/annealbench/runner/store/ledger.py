@@ -12,8 +12,8 @@ One entry per job array, written (atomically, under the results directory's lock
      "ended": false,                   true once no task of it is queued or running
      "final": {"0": "COMPLETED", …}}   each task's last state (sacct), once ended
 
-`bench run` reads it to tell which runs are in a job that is still queued or running (those
-are never submitted again, and never touched), and `bench status` to show each stage's runs as
+`annealbench run` reads it to tell which runs are in a job that is still queued or running (those
+are never submitted again, and never touched), and `annealbench status` to show each stage's runs as
 queued, running, done or failed. An entry whose job is no longer queued or running is marked
 `ended` and never asked about again; an entry without a job id that no queued or running job
 bears the name of was never submitted, or has ended: either way none of its runs is running.

@@ -1,4 +1,4 @@
-"""One `bench run` per results directory: an OS file lock plus a note of who holds it.
+"""One `annealbench run` per results directory: an OS file lock plus a note of who holds it.
 
 The lock is `fcntl.flock` through `filelock`, so the kernel drops it when its holder dies; the
 note `DIR/.lock.owner` (pid, host, start time) lets a refusal name the live holder and lets the

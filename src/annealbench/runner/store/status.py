@@ -1,4 +1,4 @@
-"""`bench status DIR [--verify]`: what a results directory holds, and whether it can be trusted."""
+"""`annealbench status DIR [--verify]`: what a results directory holds, and whether it can be trusted."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def _verify_folder(folder: RunFolder) -> list[str]:
         except (StoreError, KeyError) as err:
             problems.append(str(err))
     elif not folder.failed_file.exists():
-        problems.append(f"{folder.path}: no DONE marker (an interrupted run; `bench run` "
+        problems.append(f"{folder.path}: no DONE marker (an interrupted run; `annealbench run` "
                         "starts it again)")
     return problems
 
@@ -112,7 +112,7 @@ def summarise(states: list[RunState]) -> Counter:
 
 
 def is_results_dir(root: Path) -> bool:
-    """A folder `bench run` or `bench train` wrote: it has `runs/` or the gathered tables."""
+    """A folder `annealbench run` or `annealbench train` wrote: it has `runs/` or the gathered tables."""
     root = Path(root)
     return (root / "runs").is_dir() or (root / "runs.parquet").is_file()
 
@@ -120,7 +120,7 @@ def is_results_dir(root: Path) -> bool:
 def slurm_lines(root: Path) -> list[str]:
     """Per stage, the runs of the SLURM ledger (`annealbench.runner.store.ledger`) by where they stand: queued or
     running (squeue), done, diverged or failed (their folders), or `lost` (their task ended
-    without an outcome: the next `bench run` submits them again); then the jobs still open."""
+    without an outcome: the next `annealbench run` submits them again); then the jobs still open."""
     from annealbench.runner.errors import MissingSystemError
     from annealbench.runner.store.ledger import Ledger
     from annealbench.runner.launch.slurm import queued_tasks
@@ -159,6 +159,6 @@ def slurm_lines(root: Path) -> list[str]:
         lines.append(f"  jobs queued or running: {', '.join(jobs)}")
     follow = [s for s in ledger.open() if s.stage == FOLLOW_UP and s.job_id]
     if follow:  # still queued or running (refreshed above)
-        lines.append(f"  follow-up job {follow[-1].job_id}: runs this sweep's `bench run` again "
+        lines.append(f"  follow-up job {follow[-1].job_id}: runs this sweep's `annealbench run` again "
                      f"once jobs {', '.join(follow[-1].after)} have ended")
     return lines

@@ -1,4 +1,4 @@
-"""`bench run SUITE --dry-run`: the runs a suite would start, and what they would cost.
+"""`annealbench run SUITE --dry-run`: the runs a suite would start, and what they would cost.
 
 Per stage and task, the table counts configurations, (configuration, lr) points, seeds and
 runs: stage `tune` runs every lr of every grid with more than one value on every tuning seed;

@@ -6,7 +6,7 @@ split, and it is optimised in its declared direction: lowest `val/loss`, highest
 Stage gating: a (task, configuration) is evaluated only when its tuning is complete — every
 tuning run finished (done or diverged) — and not every one of them diverged. Otherwise its
 choice in `selection.json` has `"lr": null` and `"skipped"` says why, and no evaluation run of it
-starts. `allow_incomplete` (`bench run --allow-incomplete-tuning`) evaluates it anyway with what
+starts. `allow_incomplete` (`annealbench run --allow-incomplete-tuning`) evaluates it anyway with what
 finished (a run that did not finish counts as +inf; when none gives a value, the smallest lr),
 and its choice records `"allowed_incomplete"` with the same reason. A configuration with one lr
 has no tuning stage and is never gated.
@@ -87,7 +87,7 @@ def tuning_problem(states: dict[str, str], scores: dict[float, float]) -> str | 
         what = ", ".join(f"{n} {UNFINISHED_WORDS.get(state, state)}"
                          for state, n in sorted(unfinished.items()))
         return (f"{sum(unfinished.values())} of its {len(states)} tuning runs did not finish "
-                f"({what}); the next `bench run` retries them (a failed one up to --max-retries "
+                f"({what}); the next `annealbench run` retries them (a failed one up to --max-retries "
                 f"times)")
     if all(math.isinf(s) for s in scores.values()):
         return (f"every one of its {len(states)} tuning runs diverged: no lr of the grid gave "

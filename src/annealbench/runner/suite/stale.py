@@ -3,7 +3,7 @@ starts, then refused, rerun or kept.
 
 A sweep resumes by keeping the runs its results directory already holds. A run made by another
 commit, or by a tree with other uncommitted changes (`annealbench.runner.run.provenance.code_version`), may give
-other values under the same run id, so `bench run` looks at every run it would keep — the tuning
+other values under the same run id, so `annealbench run` looks at every run it would keep — the tuning
 runs and the evaluation runs of every learning rate the selection could choose — before it
 starts any. When some are stale it refuses, in one line naming how many, which code made them
 and the two choices: `--rerun-stale` moves their folders to `DIR/stale/<time>/` (nothing is
@@ -14,7 +14,7 @@ The code check does not see every change of values, nor is every change of code 
 code resolves a run id to other values when the suite asks for another preset of a task (the run
 id does not hold the preset), and other code may change no value at all (a refactor). So each
 run records its resolved configuration (`annealbench.runner.suite.run_spec.resolved_config`) and its SHA-256, and
-`bench run` compares them with what the suite resolves to now. Runs that disagree are refused in
+`annealbench run` compares them with what the suite resolves to now. Runs that disagree are refused in
 one line naming the changed keys, old → new, and how many runs each; `--rerun-changed` moves
 them to `DIR/changed/<time>/` and runs them again. There is no keeping them: values of two
 configurations under one run id would be one run's values in the report. A run written before

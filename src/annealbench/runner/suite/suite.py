@@ -36,7 +36,7 @@ _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # The largest seed number: the store's `seed` column is a 64-bit integer (annealbench.common.store_schema).
 MAX_SEED = 2**63 - 1
-# The most runs a suite may plan unless the caller raises it (`bench run --max-runs`): far above
+# The most runs a suite may plan unless the caller raises it (`annealbench run --max-runs`): far above
 # any shipped suite (quick: 1,980), far below what a typo such as `count: 1000000000` asks for.
 DEFAULT_MAX_RUNS = 100_000
 _SHOWN = reprlib.Repr()
@@ -106,7 +106,7 @@ class Suite:
         return task.eval_seeds or self.eval_seeds
 
     def at_preset(self, preset: str) -> Suite:
-        """The same design at another scale (`bench run SUITE --preset smoke`): every task at
+        """The same design at another scale (`annealbench run SUITE --preset smoke`): every task at
         `preset`, keeping the overrides that say *what* is trained (strings and booleans, e.g.
         `model: vit`, `corpus: shakespeare-char`, `download: true`) and dropping the numeric ones
         (sizes, budgets, cadence) and the device settings (`DEVICE_SETTINGS`), which the preset
@@ -173,9 +173,9 @@ def parse_suite(text: str, *, source: str, max_runs: int = DEFAULT_MAX_RUNS) -> 
     check_plan_size(doc, source, max_runs)
     name = _identifier(doc["name"], source, "name")
     default_preset = _preset(doc.get("preset", "quick"), source, "preset")
+    optimizers = _optimizers(doc["optimizers"], source)  # small: checked before any seed list
     tune, evals = _seeds(doc["seeds"], source)
     tasks = _tasks(doc["tasks"], source, default_preset, tune)
-    optimizers = _optimizers(doc["optimizers"], source)
     if not tune and any(len(o.lr_grid) > 1 for o in optimizers):
         raise SuiteError(source, "seeds.tune",
                          "is empty but some lr grid has several values; give ≥ 1 tuning seed")
@@ -479,7 +479,7 @@ def _check_expansion(raw: Any, source: str, limit: int = 100_000) -> None:
     size(raw)
 
 
-_RAISE = "shrink it, or raise the limit (`bench run --max-runs N`)"
+_RAISE = "shrink it, or raise the limit (`annealbench run --max-runs N`)"
 
 
 def _declared_size(raw: Any, count_key: str, default: int) -> int:
