@@ -6,11 +6,14 @@ import pytest
 
 from annealbench.tasks import PRESETS, TASK_NAMES, get_task
 
-EMBEDDED = ("quadratic", "diabetes", "digits", "teacher", "shakespeare")
+EMBEDDED = ("quadratic", "diabetes", "digits", "teacher", "shakespeare", "breast-cancer", "anes96",
+            "sunspots", "co2", "pydoc", "logreg", "deep-linear", "sparse-parity")
 
 
 def test_names_and_presets():
-    assert TASK_NAMES == ("quadratic", "diabetes", "digits", "teacher", "cifar10", "shakespeare")
+    assert TASK_NAMES == ("quadratic", "diabetes", "digits", "teacher", "cifar10", "shakespeare",
+                          "breast-cancer", "anes96", "sunspots", "co2", "pydoc", "logreg",
+                          "deep-linear", "sparse-parity")
     assert PRESETS == ("smoke", "quick", "paper")
 
 

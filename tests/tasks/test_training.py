@@ -18,12 +18,22 @@ _EVAL = {
     "digits": {"loss", "acc"},
     "teacher": {"loss"},
     "shakespeare": {"loss", "acc", "ppl", "bpc"},
+    "breast-cancer": {"loss", "acc"},
+    "anes96": {"loss", "acc"},
+    "sunspots": {"loss"},
+    "co2": {"loss"},
+    "pydoc": {"loss", "acc", "ppl", "bpc"},
+    "logreg": {"loss", "excess", "risk"},
+    "deep-linear": {"loss", "gap"},
+    "sparse-parity": {"loss", "excess", "acc", "xent"},
 }
 # every evaluation reports the same metrics on the validation and on the test set
 VAL_METRICS = {name: {f"{split}/{m}" for split in ("val", "test") for m in metrics}
                for name, metrics in _EVAL.items()}
 TRAIN_METRICS = {"train/loss", "opt/mu_t", "opt/rms_step", "time/elapsed_s"}
-LR = {"quadratic": 0.05, "diabetes": 3e-3, "digits": 3e-3, "teacher": 3e-3, "shakespeare": 1e-2}
+LR = {"quadratic": 0.05, "diabetes": 3e-3, "digits": 3e-3, "teacher": 3e-3, "shakespeare": 1e-2,
+      "breast-cancer": 3e-2, "anes96": 3e-3, "sunspots": 1e-2, "co2": 1e-2, "pydoc": 1e-2,
+      "logreg": 3e-2, "deep-linear": 1e-2, "sparse-parity": 1e-2}
 
 
 @pytest.mark.parametrize("name", sorted(VAL_METRICS))

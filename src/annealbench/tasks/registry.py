@@ -12,16 +12,15 @@ from typing import Any
 
 from annealbench.common.metrics import Metric
 from annealbench.common.plugins import TASK_GROUP, entry_point_names, lookup
-from annealbench.tasks import cifar10
-from annealbench.tasks import diabetes
-from annealbench.tasks import digits
-from annealbench.tasks import quadratic
-from annealbench.tasks import shakespeare
-from annealbench.tasks import teacher
+from annealbench.tasks import (anes96, breast_cancer, cifar10, co2, deep_linear, diabetes, digits,
+                               logreg, pydoc, quadratic, shakespeare, sparse_parity, sunspots,
+                               teacher)
 from annealbench.tasks.task_spec import Task, TaskSpec
 
 _SPECS: Mapping[str, TaskSpec] = MappingProxyType({s.name: s for s in (
-    quadratic.SPEC, diabetes.SPEC, digits.SPEC, teacher.SPEC, cifar10.SPEC, shakespeare.SPEC)})
+    quadratic.SPEC, diabetes.SPEC, digits.SPEC, teacher.SPEC, cifar10.SPEC, shakespeare.SPEC,
+    breast_cancer.SPEC, anes96.SPEC, sunspots.SPEC, co2.SPEC, pydoc.SPEC, logreg.SPEC,
+    deep_linear.SPEC, sparse_parity.SPEC)})
 TASK_NAMES: tuple[str, ...] = tuple(_SPECS)
 """The built-in tasks; `task_names()` adds the installed plug-ins."""
 

@@ -29,8 +29,9 @@ and byte corpora), `val/acc` (next token predicted), `val/ppl = exp(val/loss)` a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -83,9 +84,11 @@ def corpus_of(cfg: ShakespeareConfig) -> text.Corpus:
 
 
 class CharGPT(nn.Module):
-    """Token + position embeddings, `layers` causal blocks, final LN, tied output head."""
+    """Token + position embeddings, `layers` causal blocks, final LN, tied output head.
 
-    def __init__(self, vocab_size: int, cfg: ShakespeareConfig) -> None:
+    `cfg`: any configuration with `layers`, `heads`, `width`, `block_size` and `dropout`."""
+
+    def __init__(self, vocab_size: int, cfg: Any) -> None:
         super().__init__()
         self.tok = nn.Embedding(vocab_size, cfg.width)
         self.pos = nn.Parameter(torch.zeros(1, cfg.block_size, cfg.width))
@@ -122,7 +125,7 @@ def windows(ids: torch.Tensor, starts: torch.Tensor, block: int) -> tuple[torch.
     return rows[:, :-1], rows[:, 1:]
 
 
-def consecutive(ids: torch.Tensor, cfg: ShakespeareConfig) -> tuple[torch.Tensor, ...]:
+def consecutive(ids: torch.Tensor, cfg: Any) -> tuple[torch.Tensor, ...]:
     """The first `val_tokens` tokens of `ids` (all of them when it is 0) as consecutive windows
     (at least one; a last window shorter than `block_size` is left out)."""
     tokens = len(ids) - 1 if cfg.val_tokens == 0 else min(cfg.val_tokens, len(ids) - 1)
@@ -132,9 +135,20 @@ def consecutive(ids: torch.Tensor, cfg: ShakespeareConfig) -> tuple[torch.Tensor
 
 def build(cfg: ShakespeareConfig, factory: OptimizerFactory, seed: int):
     corpus = corpus_of(cfg)
+    source = repr(cfg.text_path) if cfg.text_path else f"corpus {cfg.corpus!r}"
+    return language_model(cfg, corpus, source, lambda: make_net(cfg), factory, seed)
+
+
+def language_model(cfg: Any, corpus: text.Corpus, source: str, net: Callable[[], nn.Module],
+                   factory: OptimizerFactory, seed: int,
+                   held_out: Callable[[torch.Tensor, Any], tuple[torch.Tensor, ...]] = consecutive,
+                   ) -> tuple[LanguageModel, InMemoryDataModule]:
+    """The language model `net()` on `corpus` (`source` names it in errors) and its data:
+    training windows at offsets from the seed's data stream, evaluation on the windows
+    `held_out(part, cfg)` cuts from the validation and the test part (default `consecutive`).
+    `cfg` holds `TrainConfig`'s fields, `block_size`, `val_tokens` and `dropout`."""
     train, block = corpus.train, cfg.block_size
     if min(len(train), len(corpus.val), len(corpus.test)) <= block + 1:
-        source = repr(cfg.text_path) if cfg.text_path else f"corpus {cfg.corpus!r}"
         raise ValueError(f"{source} is too small for block_size={block}: its splits hold "
                          f"{len(train)}, {len(corpus.val)} and {len(corpus.test)} tokens and "
                          f"each needs more than {block + 1}")
@@ -144,10 +158,10 @@ def build(cfg: ShakespeareConfig, factory: OptimizerFactory, seed: int):
         starts = torch.randint(0, len(train) - block - 1, (cfg.batch_size,), generator=g)
         return windows(train, starts, block)
 
-    module = LanguageModel.create(cfg, lambda: make_net(cfg), factory, seed,
+    module = LanguageModel.create(cfg, net, factory, seed,
                                   reseed_dropout=cfg.dropout > 0)
-    return module, InMemoryDataModule(batch, chunks(consecutive(corpus.val, cfg), 64),
-                                      chunks(consecutive(corpus.test, cfg), 64))
+    return module, InMemoryDataModule(batch, chunks(held_out(corpus.val, cfg), 64),
+                                      chunks(held_out(corpus.test, cfg), 64))
 
 
 def _splits(cfg: ShakespeareConfig) -> dict[str, int]:
