@@ -20,7 +20,7 @@ TORCH_INDEX   := https://download.pytorch.org/whl/$(TORCH)
 TORCH_STAMP   := $(VENV)/.annealbench-torch-$(TORCH)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test test-all bench figures perf lock clean
+.PHONY: help venv test test-all bench bench-broad figures perf lock clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -56,6 +56,10 @@ test-all: $(STAMP) ## run every test, the slow ones included
 bench: $(STAMP) ## run the quick suite on embedded data, then the analysis and report
 	$(PY) -m annealbench run $(SUITE) --out $(RESULTS) $(if $(WORKERS),--workers $(WORKERS))
 	$(PY) -m annealbench report $(RESULTS) --grid window
+
+bench-broad: $(STAMP) ## the broad suite: 13 offline tasks at two budgets x 6 windows (resumable), then its report
+	$(PY) -m annealbench run broad --out results/broad $(if $(WORKERS),--workers $(WORKERS))
+	$(PY) -m annealbench report results/broad
 
 figures: $(STAMP) ## rebuild every figure, table and report.html from the results store alone (GRID=factor adds its panel grid)
 	$(PY) -m annealbench figures $(RESULTS) $(if $(GRID),--grid $(GRID))
