@@ -465,6 +465,18 @@ def _cmd_run_one(args: argparse.Namespace) -> int:
                        strategy=args.strategy, accelerator=args.accelerator)
 
 
+def _cmd_data(args: argparse.Namespace) -> int:
+    """`annealbench data NAME`: fetch it, then one line saying what it made and where."""
+    from annealbench.tasks import DatasetError
+
+    try:
+        print(data_cmd.fetch_named(args))
+    except (data_cmd.FlagsRefused, DatasetError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 _COMMANDS = {"run": _cmd_run, "status": _cmd_status, "gather": _cmd_gather, "list": _cmd_list,
              "train": _cmd_train,
-             "data": data_cmd.run, "run-one": _cmd_run_one}
+             "data": _cmd_data, "run-one": _cmd_run_one}

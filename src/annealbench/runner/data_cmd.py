@@ -20,7 +20,6 @@ file has its own environment overrides instead: `ANNEALBENCH_GPT2_VOCAB_BPE_URL`
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 ARCHIVES = ("cifar10", "wikitext103")        # --url and --md5 apply
@@ -47,21 +46,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                        f"({', '.join(FILES)})")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Fetch `args.name`, check it loads, and print what it made and where."""
-    from annealbench.tasks import DatasetError
+class FlagsRefused(ValueError):
+    """Flags that do not apply to the data set named (the message says which and why)."""
 
+
+def fetch_named(args: argparse.Namespace) -> str:
+    """Fetch `args.name` and check it loads; the line saying what it made and where.
+    `FlagsRefused` or `DatasetError` (the message says what to do) otherwise."""
     refused = _refused_flags(args)
     if refused:
-        print(f"error: {refused}", file=sys.stderr)
-        return 2
-    try:
-        folder, what = _fetch(args)
-    except DatasetError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"{args.name}: {what} in {folder}")
-    return 0
+        raise FlagsRefused(refused)
+    folder, what = _fetch(args)
+    return f"{args.name}: {what} in {folder}"
 
 
 def _refused_flags(args: argparse.Namespace) -> str | None:
