@@ -25,7 +25,7 @@ from annealbench.tasks import sklearn_data
 from annealbench.tasks.base import Classifier, OptimizerFactory
 from annealbench.tasks.batches import supervised
 from annealbench.tasks.config import HeldOutConfig, positive
-from annealbench.tasks.mlp import mlp
+from annealbench.tasks.mlp import mlp, mlp_label
 from annealbench.tasks.task_spec import TaskSpec
 
 FEATURES = ("PID", "selfLR", "ClinLR", "DoleLR", "age", "educ", "income", "TVnews", "logpopul")
@@ -78,7 +78,7 @@ SPEC = TaskSpec(
     },
     build=build,
     make_net=make_net,
-    model=lambda c: f"MLP {len(FEATURES)}→{'→'.join([str(c.hidden)] * c.depth)}→2, GELU",
+    model=lambda c: mlp_label(len(FEATURES), c.hidden, c.depth, 2),
     data_source=lambda c: "statsmodels `datasets.anes96` (embedded, 944 voters)",
     splits=lambda c: sklearn_data.sizes(VOTERS, c),
     metrics=Classifier.METRICS,

@@ -16,7 +16,7 @@ from annealbench.common.metrics import loss
 from annealbench.tasks.base import OptimizerFactory, Regressor
 from annealbench.tasks.batches import supervised
 from annealbench.tasks.config import HeldOutConfig, positive
-from annealbench.tasks.mlp import mlp
+from annealbench.tasks.mlp import mlp, mlp_label
 from annealbench.tasks.task_spec import TaskSpec
 
 
@@ -55,7 +55,7 @@ SPEC = TaskSpec(
     },
     build=build,
     make_net=make_net,
-    model=lambda c: f"MLP 10→{'→'.join([str(c.hidden)] * c.depth)}→1, GELU",
+    model=lambda c: mlp_label(10, c.hidden, c.depth),
     data_source=lambda c: "scikit-learn `load_diabetes` (embedded, 442 examples)",
     splits=lambda c: sklearn_data.sizes(442, c),
     metrics=(loss("mean squared error in units of the target's variance"),),

@@ -1,4 +1,4 @@
-"""The multilayer perceptron of the regression tasks."""
+"""The multilayer perceptron of the regression and tabular tasks, and how a task names it."""
 
 from __future__ import annotations
 
@@ -14,3 +14,8 @@ def mlp(inputs: int, width: int, depth: int, outputs: int = 1) -> nn.Sequential:
         layers += [nn.Linear(fan_in, width), nn.GELU()]
         fan_in = width
     return nn.Sequential(*layers, nn.Linear(fan_in, outputs))
+
+
+def mlp_label(inputs: int, width: int, depth: int, outputs: int = 1) -> str:
+    """`MLP 10→64→64→1, GELU`: the network `mlp` builds with these sizes, as a task describes it."""
+    return f"MLP {inputs}→{'→'.join([str(width)] * depth)}→{outputs}, GELU"

@@ -30,7 +30,7 @@ from annealbench.tasks import seeding
 from annealbench.tasks.base import OptimizerFactory, TaskModule
 from annealbench.tasks.batches import InMemoryDataModule, chunks
 from annealbench.tasks.config import TrainConfig, in_unit_interval, positive
-from annealbench.tasks.mlp import mlp
+from annealbench.tasks.mlp import mlp, mlp_label
 from annealbench.tasks.task_spec import TaskSpec
 
 
@@ -128,7 +128,7 @@ SPEC = TaskSpec(
     },
     build=build,
     make_net=make_net,
-    model=lambda c: f"MLP {c.bits}→{'→'.join([str(c.hidden)] * c.depth)}→2, GELU",
+    model=lambda c: mlp_label(c.bits, c.hidden, c.depth, 2),
     data_source=lambda c: (f"generated: parity of {c.relevant} of {c.bits} random bits, labels "
                            f"flipped with probability {c.flip:g}"),
     splits=lambda c: {"train": "fresh samples every step", "val": f"all {2 ** c.bits} inputs",

@@ -23,7 +23,7 @@ from annealbench.tasks import series
 from annealbench.tasks.base import OptimizerFactory, Regressor
 from annealbench.tasks.batches import supervised
 from annealbench.tasks.config import HeldOutConfig, positive
-from annealbench.tasks.mlp import mlp
+from annealbench.tasks.mlp import mlp, mlp_label
 from annealbench.tasks.task_spec import TaskSpec
 
 YEARS = 309
@@ -73,7 +73,7 @@ SPEC = TaskSpec(
     },
     build=build,
     make_net=make_net,
-    model=lambda c: f"MLP {c.lags}→{'→'.join([str(c.hidden)] * c.depth)}→1, GELU",
+    model=lambda c: mlp_label(c.lags, c.hidden, c.depth),
     data_source=lambda c: ("statsmodels `datasets.sunspots` (embedded, 309 yearly values, "
                            "square root)"),
     splits=lambda c: series.sizes(YEARS - c.lags, c),
