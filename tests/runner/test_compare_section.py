@@ -122,3 +122,21 @@ def test_shipped_suites_declare_their_question():
         assert compare is not None and compare.references[0] == "adamw[window=cosine]"
         assert compare.margin == Margin("relative", 0.02)
     assert "muphi[window=cosine]" in load_suite("quick").compare.references
+
+
+def test_a_per_task_margin_by_name_covers_every_variant_and_a_label_wins():
+    """`per_task: {diabetes: ...}` applies to each budget of diabetes; a full label is more
+    specific and wins; a name that is no task of the suite is refused with the allowed keys."""
+    suite = SUITE.replace("tasks: [quadratic, {name: diabetes, overrides: {n_train: 200}}]",
+                          "tasks: [quadratic, {name: diabetes, overrides: {n_train: 200}}, "
+                          "{name: diabetes, overrides: {n_train: 300}}]")
+    section = ("compare:\n  references: ['muphi[window=cosine]']\n  margin: {relative: 0.02}\n"
+               "  per_task: {diabetes: {relative: 0.05}, 'diabetes[n_train=300]': {relative: 0.1}}\n")
+    c = parse_suite(suite + section, source="s.yaml").compare
+    assert c.margin_for("diabetes[n_train=200]") == Margin("relative", 0.05)
+    assert c.margin_for("diabetes[n_train=300]") == Margin("relative", 0.1)
+    assert c.margin_for("quadratic") == Margin("relative", 0.02)
+    with pytest.raises(SuiteError) as err:
+        parse_suite(suite + section.replace("{diabetes:", "{diabetis:"), source="s.yaml")
+    assert err.value.key == "compare.per_task" and "['diabetis'] are not tasks" in err.value.problem
+    assert "'diabetes'" in err.value.problem and "'diabetes[n_train=300]'" in err.value.problem

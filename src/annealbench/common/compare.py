@@ -7,7 +7,12 @@ report's `--reference` / `--margin` / `--margin-abs` options all become one `Com
       references: [adamw[window=cosine], muphi[window=cosine]]
       margin: {relative: 0.02}          # 2 % of the reference's median final value
       per_task:
-        quadratic: {absolute: 1.0e-3}   # in the metric's units
+        quadratic: {absolute: 1.0e-3}   # in the metric's units, on every variant of the task
+        "diabetes[max_steps=800]": {relative: 0.05}   # on this variant only
+
+A `per_task` key is either a task's full label, as the store records it (name and overrides), or
+its bare name, which covers every variant of the task (its budgets, say); a full label wins over
+the bare name.
 
 Every configuration is compared with every reference; a reference is compared with the
 references declared before it (never with itself), so each pair appears once.
@@ -106,7 +111,10 @@ class Comparison:
                                              f"pairs {[list(p) for p in self.explicit]}")
 
     def margin_for(self, task: str) -> Margin:
-        return dict(self.per_task).get(task, self.margin)
+        """The margin on `task` (a store label): its own entry, else its bare name's, else the
+        suite's margin."""
+        declared = dict(self.per_task)
+        return declared.get(task, declared.get(task.split("[", 1)[0], self.margin))
 
     def pairs(self, configs: tuple[str, ...] | list[str]) -> list[tuple[str, str]]:
         """(config, reference) for every run configuration against every run reference; a
@@ -180,7 +188,7 @@ def comparison_from_dict(raw: Any, origin: str) -> Comparison:
         raise CompareError("compare.references", f"must be a non-empty list of configuration labels, got {refs!r}")
     per_task = doc.get("per_task") or {}
     if not isinstance(per_task, dict) or not all(isinstance(t, str) for t in per_task):
-        raise CompareError("compare.per_task", f"must map task names to margins, got {per_task!r}")
+        raise CompareError("compare.per_task", f"must map task names or labels to margins, got {per_task!r}")
     return Comparison(references=tuple(refs), margin=margin_from_dict(doc["margin"], "compare.margin"),
                       per_task=tuple(sorted((t, margin_from_dict(m, f"compare.per_task.{t}"))
                                             for t, m in per_task.items())),

@@ -508,7 +508,7 @@ def _selection(raw: Any, source: str) -> Selection:
 def _compare(raw: Any, source: str, tasks: tuple[TaskEntry, ...],
              optimizers: tuple[OptimizerEntry, ...]) -> Comparison:
     """The `compare:` section; its references must be configurations of the suite and its
-    per-task margins tasks of the suite (by the labels the store records)."""
+    per-task margins tasks of the suite (by name, or by the full label the store records)."""
     try:
         compare = comparison_from_dict(raw, origin=f"compare section of {source}")
     except CompareError as err:
@@ -521,7 +521,9 @@ def _compare(raw: Any, source: str, tasks: tuple[TaskEntry, ...],
         raise SuiteError(source, key, f"{unknown} are not configurations of the "
                                       f"suite; configurations: {labels}")
     task_labels = [task_label(t.name, t.overrides) for t in tasks]  # as the store records them
-    stray = [t for t, _ in compare.per_task if t not in task_labels]
+    known = dict.fromkeys([t.name for t in tasks] + task_labels)
+    stray = [t for t, _ in compare.per_task if t not in known]
     if stray:
-        raise SuiteError(source, "compare.per_task", f"{stray} are not tasks of the suite; tasks: {task_labels}")
+        raise SuiteError(source, "compare.per_task", f"{stray} are not tasks of the suite; allowed: a task's "
+                                                     f"name or its full label, one of {list(known)}")
     return compare
