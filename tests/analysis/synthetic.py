@@ -10,6 +10,8 @@ the seed term is shared by every configuration (paired runs) and `run` is the pe
 
 from __future__ import annotations
 
+import math
+
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,7 +170,7 @@ def write_arms_store(root: str | Path, tasks: tuple, arms: tuple[Arm, ...], *, n
     """Write a store of `arms` on `tasks` (eval stage, lr 1e-3 each); with `compare`, also its
     `compare.json` (as the runner writes the suite's `compare:` section). A task is a name, or
     (name, overrides, curve factor): a task with overrides (a budget, say) whose arms' curves are
-    `factor(config)` times their own."""
+    `factor(config)` times their own (an infinite factor: the arm diverges on every seed there)."""
     from annealbench.common.store_schema import RunKey
 
     root = Path(root)
@@ -183,6 +185,8 @@ def write_arms_store(root: str | Path, tasks: tuple, arms: tuple[Arm, ...], *, n
         for arm in arms:
             diverged = dict(arm.diverged)
             scale = 1.0 if factor is None else factor(arm.config)
+            if math.isinf(scale):  # this arm diverges on every seed of this task, half-way
+                diverged, scale = {seed: max_steps // 2 for seed in range(n_seeds)}, 1.0
             for seed in range(n_seeds):
                 key = RunKey.of(task, overrides, arm.optimizer, dict(arm.hparams), 1e-3, seed)
                 status = "diverged" if seed in diverged else "done"

@@ -87,3 +87,30 @@ def test_a_store_without_budgets_has_no_budget_rows(tmp_path):
     verdict = analyse(load_store(root), Options()).verdict
     assert BUDGET_SCOPE not in set(verdict["scope"])
     assert isinstance(verdict, pd.DataFrame)
+
+
+def test_a_cell_lost_to_divergence_enters_the_budget_row_as_the_worst_cell(tmp_path):
+    """A configuration that diverges on every seed of one task's long budget (+∞) enters that
+    task's change at the most extreme finite cell, as in the all-tasks row, not at a fixed 2."""
+    def diverges_late_on_alpha(name):
+        return lambda config: math.inf if name == "alpha" and config == LOSES_LATE else loses_at_long_budget(config)
+
+    tasks_ = tuple((name, {"max_steps": steps}, None if steps == 100 else diverges_late_on_alpha(name))
+                   for name in ("alpha", "beta", "gamma", "delta") for steps in (100, 400))
+    root = write_arms_store(tmp_path / "store", tasks_, ARMS, n_seeds=10,
+                            compare={"references": [REF], "margin": {"relative": 0.02}})
+    verdict = analyse(load_store(root), Options()).verdict.set_index(["scope", "config"])
+    assert math.isinf(verdict.loc[("alpha[max_steps=400]", LOSES_LATE), "estimate"])
+    cells = verdict[verdict.index.get_level_values("config") == LOSES_LATE]
+    cells = cells[[is_task_scope(s) for s in cells.index.get_level_values("scope")]]
+    in_margins = (cells["estimate"] / cells["margin"]).to_numpy(float)
+    worst = np.max(in_margins[np.isfinite(in_margins)])
+    assert worst > 4  # the other long budgets: 10 % worse, about 4.8 margins
+    changes = [worst - verdict.loc[("alpha[max_steps=100]", LOSES_LATE), "estimate"] / verdict.loc[
+        ("alpha[max_steps=100]", LOSES_LATE), "margin"]]
+    for name in ("beta", "gamma", "delta"):
+        short, long = (verdict.loc[(f"{name}[max_steps={n}]", LOSES_LATE)] for n in (100, 400))
+        changes.append(long["estimate"] / long["margin"] - short["estimate"] / short["margin"])
+    row = verdict.loc[(BUDGET_SCOPE, LOSES_LATE)]
+    assert row["estimate"] == pytest.approx(np.mean(changes), rel=1e-12)
+    assert row["verdict"] == "worse" and "diverged" in row["note"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -170,3 +172,34 @@ def test_window_shapes_follow_the_reparameterisation():
     assert window("cosine", np.array([0.5]), floor=0.1)[0] == pytest.approx(0.1 + 0.9 * 0.5)
     with pytest.raises(ValueError, match="allowed"):
         window("step", r)
+
+
+def test_the_between_task_sd_solves_the_generalised_q_and_survives_unequal_variances():
+    """Paule–Mandel's τ̂² is the root of Σ (y − μ̂)²/(v + τ̂²) = k − 1; with a few tasks of tiny
+    within-task variance and estimates spread over ±10 margins it stays of the order of that
+    spread (DerSimonian–Laird's moment estimate gave 0.04 here), and the prediction interval
+    covers the tasks."""
+    from annealbench.analysis.verdict import prediction_interval, random_effects
+
+    y = np.array([0.0, 0.01, -0.02, 5.0, -4.0, 10.0, 3.0, 1.5])
+    v = np.array([1e-6, 4e-6, 1e-4, 1.0, 0.5, 2.0, 1.0, 0.2])
+    mu, tau, s_pred = random_effects(y, v)
+    w = 1.0 / (v + tau ** 2)
+    assert np.sum(w * y) / np.sum(w) == pytest.approx(mu)
+    assert np.sum(w * (y - mu) ** 2) == pytest.approx(y.size - 1, rel=1e-4)
+    assert tau > 3 and s_pred == pytest.approx(np.sqrt(tau ** 2 + 1 / np.sum(w)))
+    low, high = prediction_interval(mu, s_pred, y.size, 0.05)
+    assert low < -4 and high > 5
+    dl_w = 1 / v
+    q = np.sum(dl_w * (y - np.sum(dl_w * y) / np.sum(dl_w)) ** 2)
+    dl_tau = np.sqrt((q - (y.size - 1)) / (np.sum(dl_w) - np.sum(dl_w ** 2) / np.sum(dl_w)))
+    assert dl_tau < 0.1  # the estimate the verdict used to take
+
+
+def test_homogeneous_tasks_have_no_between_task_spread():
+    from annealbench.analysis.verdict import random_effects
+
+    mu, tau, s_pred = random_effects(np.array([0.5, 0.5, 0.5, 0.5]), np.array([0.1, 0.2, 0.1, 0.3]))
+    assert (mu, tau) == (pytest.approx(0.5), 0.0)
+    assert s_pred == pytest.approx(np.sqrt(1 / (10 + 5 + 10 + 10 / 3)))
+    assert math.isnan(random_effects(np.array([1.0, 2.0]), np.array([0.1, 0.1]))[0])

@@ -10,6 +10,7 @@ from annealbench.analysis.aggregate import integrated_score
 from annealbench.analysis.comparisons import DIVERGED_LEVEL
 from annealbench.analysis.hierarchical import CHAINS
 from annealbench.analysis.analyse import Analysis
+from annealbench.analysis.tables import resolution_table
 from annealbench.analysis.verdict import ALL_TASKS, LOG_RATIO, NO_TEST, T_TEST, is_task_scope
 
 
@@ -130,7 +131,7 @@ def _all_tasks_verdict(row, a: Analysis) -> str:
         return (f"{head} — {row.n} task(s) with a comparison; the across-task question needs more tasks "
                 f"(the task is the unit, not the seed).{count}{_hierarchical_posterior(row)}")
     pi = (f" A new task's difference is predicted within {row.pi_low:+.3g} to {row.pi_high:+.3g} margins "
-          f"({_level(row)} random-effects prediction interval, DerSimonian–Laird, between-task sd τ = "
+          f"({_level(row)} random-effects prediction interval, Paule–Mandel τ, between-task sd τ = "
           f"{row.tau:.3g} margins)." if math.isfinite(row.pi_low) else
           " No prediction interval for a new task (a task with a diverged run has no bounded difference).")
     text = (f"{head} — over n = {row.n} tasks (one number per task: its estimate divided by its own "
@@ -180,7 +181,7 @@ def verdict_methods(a: Analysis) -> str:
         f"beside its verdict with a {_pct(DIVERGED_LEVEL)} Clopper–Pearson interval. Across tasks each task "
         f"contributes its estimate in margins (an infinite median at the most extreme finite task value, at "
         f"least ±2); worse or better test the mean over tasks against ±1 (t over tasks); equivalent needs "
-        f"that mean's interval and the random-effects prediction interval for a new task (DerSimonian–Laird, "
+        f"that mean's interval and the random-effects prediction interval for a new task (Paule–Mandel τ, "
         f"Higgins–Thompson–Spiegelhalter, t with k − 2 df) inside ±1, and no diverged run; each row counts "
         f"the tasks with each verdict. The hierarchical model of Benavoli et al. (2017) gives the posterior "
         f"predictive probability that a new task's difference lies within the margin ({CHAINS} chains, "
@@ -271,7 +272,26 @@ def power_claims(a: Analysis) -> list[str]:
                    f"Holm level, true difference 0, each comparison's observed sd): median "
                    f"{np.nanmedian(need):.0f}, largest {np.nanmax(need):.0f} (see seeds_for_equivalence in "
                    f"the verdict table).")
+    out += resolution_claims(a)
     return out or ["No paired differences with ≥ 2 seeds: the seeds needed cannot be estimated from the spread."]
+
+
+def resolution_claims(a: Analysis) -> list[str]:
+    """Whether each task's seeds resolve its margin (`annealbench.analysis.tables.resolution_table`)."""
+    res = resolution_table(a)
+    if res.empty:
+        return []
+    coarse = res[~res["decides_at_margin"]]
+    seeds = sorted(set(res["n"]))
+    text = (f"Resolution: on {len(res) - len(coarse)} of {len(res)} (task, reference) pairs the verdict's "
+            f"intervals at {'/'.join(map(str, seeds))} seeds fit inside the margin (median half-width over the "
+            f"configurations, each interval at its Holm-adjusted level, below the margin; tables/resolution.csv)")
+    if coarse.empty:
+        return [text + "."]
+    shown = ", ".join(f"{r.task} ({r.half_width_in_margins:.2f} margins)" for r in coarse.head(8).itertuples())
+    more = f" and {len(coarse) - 8} more" if len(coarse) > 8 else ""
+    return [text + f"; not on {shown}{more}: there a configuration can be found better or worse, but "
+                   f"equivalence at the margin is out of reach at these seeds."]
 
 
 def theory_claims(a: Analysis) -> list[str]:

@@ -15,7 +15,7 @@ Across tasks the task is the unit: each task contributes its estimate in units o
 (a task whose median is ±∞ enters at the most extreme finite task value, at least ±2 margins, so
 divergence never moves the row toward better). The decisive claims test the mean over tasks
 against ±1 (t over tasks); "equivalent" needs, on top, a prediction interval for a new task inside
-±1 (random effects, DerSimonian–Laird with the Higgins–Thompson–Spiegelhalter interval) and no
+±1 (random effects, Paule–Mandel τ with the Higgins–Thompson–Spiegelhalter interval) and no
 diverged run on any task. The rows also count the tasks on which each verdict was reached (the
 intersection), and the hierarchical model's posterior predictive probabilities for a new task.
 
@@ -335,6 +335,11 @@ def _budgets(task_rows: list[_Row], sign: float) -> tuple[list[dict], list[PairS
     rows, stats_ = [], []
     for config, ref in configs:
         values, variances, any_div, members = [], [], False, 0
+        # each cell in margins, ±∞ capped as in the all-tasks row: at the most extreme finite cell
+        tested = [r for r in task_rows if r.cols["config"] == config and r.cols["reference"] == ref
+                  and r.itt.test != NO_TEST]
+        cells = dict(zip((r.cols["scope"] for r in tested),
+                         capped(np.array([r.itt.estimate / r.itt.margin for r in tested], float))))
         for short, long in pairs.values():
             a, b = by_key.get((short, config, ref)), by_key.get((long, config, ref))
             if a is None or b is None:
@@ -343,8 +348,7 @@ def _budgets(task_rows: list[_Row], sign: float) -> tuple[list[dict], list[PairS
             any_div |= any(r.cols["n_diverged"] or r.cols["n_diverged_reference"] for r in (a, b))
             if NO_TEST in (a.itt.test, b.itt.test):
                 continue
-            values.append(capped(np.array([b.itt.estimate / b.itt.margin]))[0]
-                          - capped(np.array([a.itt.estimate / a.itt.margin]))[0])
+            values.append(cells[long] - cells[short])
             variances.append(b.se_margins ** 2 + a.se_margins ** 2)  # the budgets' seeds differ
         if not members:
             continue

@@ -10,7 +10,7 @@ import pandas as pd
 
 from annealbench.analysis.differences import SURVIVORS
 from annealbench.analysis.analyse import Analysis
-from annealbench.analysis.verdict import VERDICT_COLUMNS
+from annealbench.analysis.verdict import VERDICT_COLUMNS, is_task_scope
 
 LATEX_HEADER = "% booktabs rules: \\usepackage{booktabs} in the preamble\n"
 
@@ -62,6 +62,38 @@ def survivor_table(a: Analysis) -> pd.DataFrame:
     return frame.assign(analysis=SURVIVORS.format(level=100 * a.options.level))[["analysis", *frame.columns]]
 
 
+RESOLUTION_COLUMNS = ("task", "reference", "margin_rule", "scale", "margin", "n", "comparisons", "sd_diff",
+                      "half_width", "half_width_max", "half_width_in_margins", "half_width_in_margins_max",
+                      "decides_at_margin")
+
+
+def resolution_table(a: Analysis) -> pd.DataFrame:
+    """Per task and reference, whether its seeds can decide at its margin: the half-width of the
+    verdict's intervals (each at its own Holm-adjusted level, on the verdict's scale) against the
+    margin, the median and the largest over the configurations compared with that reference, and
+    the median sd of the paired differences behind them. `decides_at_margin` is whether the median
+    interval fits inside ±margin (half-width < margin): where it does not, 30 seeds (say) can call
+    a configuration better or worse, but never equivalent, and the margin is finer than the task
+    resolves. Empty when the analysis has no per-task verdict rows."""
+    verdict = getattr(a, "verdict", None)
+    if not isinstance(verdict, pd.DataFrame) or verdict.empty:
+        return pd.DataFrame(columns=list(RESOLUTION_COLUMNS))
+    rows = verdict[verdict["scope"].map(is_task_scope)]
+    rows = rows.assign(half=(rows["ci_high"] - rows["ci_low"]) / 2)
+    rows = rows[np.isfinite(rows["half"].to_numpy(float))]
+    out = []
+    for (task, ref), g in rows.groupby(["scope", "reference"], sort=True):
+        ratio = (g["half"] / g["margin"]).to_numpy(float)
+        out.append({"task": task, "reference": ref, "margin_rule": g["margin_rule"].iloc[0],
+                    "scale": g["scale"].iloc[0], "margin": float(g["margin"].iloc[0]), "n": int(g["n"].min()),
+                    "comparisons": len(g), "sd_diff": float(np.nanmedian(g["sd_diff"])),
+                    "half_width": float(np.median(g["half"])), "half_width_max": float(g["half"].max()),
+                    "half_width_in_margins": float(np.median(ratio)),
+                    "half_width_in_margins_max": float(ratio.max()),
+                    "decides_at_margin": bool(np.median(ratio) < 1)})
+    return pd.DataFrame(out, columns=list(RESOLUTION_COLUMNS))
+
+
 def report_tables(a: Analysis) -> dict[str, pd.DataFrame]:
     """Name → table, the verdict first; every table about runs carries their divergence counts. The
     surviving-runs secondary is `paired_survivors`."""
@@ -70,7 +102,8 @@ def report_tables(a: Analysis) -> dict[str, pd.DataFrame]:
               if verdict is not None and not verdict.empty else {})
     tables |= {"per_config": a.per_config,
                "paired_survivors": survivor_table(a),
-              "failures": a.failures, "aggregate": a.aggregate, "power": a.power}
+              "failures": a.failures, "aggregate": a.aggregate, "power": a.power,
+              "resolution": resolution_table(a)}
     if a.friedman is not None:
         div = a.failures.groupby("config")[["runs", "diverged"]].sum()
         ranks = pd.DataFrame({"config": list(a.friedman.configs), "average_rank": a.friedman.average_ranks})
