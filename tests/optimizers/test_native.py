@@ -93,3 +93,24 @@ def test_a_failing_compile_falls_back_with_the_compiler_s_words(tmp_path) -> Non
     out = _finish(_python(code, {"TORCH_EXTENSIONS_DIR": str(tmp_path / "cache")}))
     assert "building broken.cpp failed" in out and "PATH reference" in out, out
     assert "error" in out.lower()
+
+
+def test_a_lock_left_by_a_killed_build_is_removed_not_waited_on(tmp_path) -> None:
+    """Torch's build lock is a plain file: a build killed while holding it used to make every later
+    build wait forever. Here it is stale (no process of ours holds the kernel lock), so it goes; the
+    build then runs (and, with no compiler, falls back) instead of hanging."""
+    env = {"TORCH_EXTENSIONS_DIR": str(tmp_path)}
+    where = _finish(_python("from annealbench.optimizers import native\n"
+                            "print('DIR', native._build_directory(native.build_name()))\n", env))
+    stale = Path(where.split("DIR ")[1].split()[0]) / "lock"
+    assert tmp_path in stale.parents
+    stale.write_text("")
+    proc = _python(TRAIN, {"CXX": "no-such-compiler-xyz", **env})
+    try:
+        out, _ = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("the build waited on the stale lock")
+    assert proc.returncode == 0, out
+    assert f"removing {stale}" in out and not stale.exists(), out
+    assert "PATH reference" in out, out

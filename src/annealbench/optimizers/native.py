@@ -6,22 +6,32 @@ tensors that is 5-10 % of a 10M-parameter step on a small CPU, the gap to
 `torch.optim.AdamW(fused=True)` (itself one C++ call). This operator is that one call for MuPhi.
 
 It is built the way torch extensions are built: `torch.utils.cpp_extension.load`, torch's build
-cache (`$TORCH_EXTENSIONS_DIR`, else `~/.cache/torch_extensions`, with torch's own lock for
-processes that build at once), torch's tensors and `at::parallel_for` (torch's intra-op threads;
+cache (`$TORCH_EXTENSIONS_DIR`, else `~/.cache/torch_extensions`), torch's tensors and `at::parallel_for` (torch's intra-op threads;
 the kernel links torch's OpenMP runtime, not a second one), versions bumped as an in-place op
 bumps them. The build targets the machine's CPU (`-march=native`); the extension's name carries
 a hash of the CPU model and flags, so a cluster sharing a home directory builds once per node
 type. Only a failed build (`BuildFailed`: no compiler, no ninja, a compile error, an unwritable
 cache) makes MuPhi take another path; every other error propagates.
+
+Processes that build at once take turns under a kernel file lock (`flock` on a sibling
+`NAME.flock`), which the kernel releases however its holder dies. Torch's own lock is a plain
+`lock` file in the build directory: a process killed while holding it (a SIGKILLed sweep, a
+preempted job) leaves it behind, and every later build waits on it forever. Under the kernel
+lock no other process of ours is building, so a `lock` file found there is stale and is removed.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
+import os
 import platform
 import subprocess
+import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -63,6 +73,38 @@ def _is_build_failure(err: BaseException) -> bool:
         or str(err).startswith(("Ninja is required", "Error building extension")))
 
 
+def build_name() -> str:
+    """The extension's name: the kernel's, with a hash of the CPU it is built for."""
+    return f"annealbench_muphi_step_{hashlib.sha256(_cpu_fingerprint().encode()).hexdigest()[:12]}"
+
+
+def _build_directory(name: str) -> Path:
+    """Where torch builds `name`: under `$TORCH_EXTENSIONS_DIR` if set, else under its default
+    root in a folder per Python and CUDA flavour (`py311_cpu`)."""
+    from torch.utils import cpp_extension
+
+    root = os.environ.get("TORCH_EXTENSIONS_DIR")
+    if root is None:
+        flavour = f"cu{torch.version.cuda.replace('.', '')}" if torch.version.cuda else "cpu"
+        root = os.path.join(cpp_extension.get_default_build_root(),
+                            f"py{sys.version_info.major}{sys.version_info.minor}_{flavour}")
+    path = Path(root) / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextmanager
+def _one_builder(build_dir: Path) -> Iterator[None]:
+    """Hold the kernel lock on `build_dir`'s builds; under it, remove torch's stale `lock` file."""
+    with open(build_dir.parent / f"{build_dir.name}.flock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        stale = build_dir / "lock"
+        if stale.exists():
+            log.warning("MuPhi: removing %s, left by a build that was killed", stale)
+            stale.unlink(missing_ok=True)
+        yield  # closing the handle releases the lock
+
+
 _lock = threading.Lock()
 _state: dict[str, object] = {}
 
@@ -76,15 +118,16 @@ def load() -> None:
             return
         if "failure" in _state:
             raise _state["failure"]  # type: ignore[misc]
-        key = hashlib.sha256(_cpu_fingerprint().encode()).hexdigest()[:12]
         torch_lib = Path(torch.__file__).parent / "lib"
+        name = build_name()
         try:
-            cpp_extension.load(
-                name=f"annealbench_muphi_step_{key}", sources=[str(SOURCE)],
-                extra_cflags=list(CFLAGS),
-                # Link the libgomp torch itself loads (same soname): one OpenMP runtime.
-                extra_ldflags=[f"-L{torch_lib}", "-l:libgomp.so.1"],
-                is_python_module=False, verbose=False)
+            build_dir = _build_directory(name)
+            with _one_builder(build_dir):
+                cpp_extension.load(
+                    name=name, sources=[str(SOURCE)], extra_cflags=list(CFLAGS),
+                    # Link the libgomp torch itself loads (same soname): one OpenMP runtime.
+                    extra_ldflags=[f"-L{torch_lib}", "-l:libgomp.so.1"],
+                    build_directory=str(build_dir), is_python_module=False, verbose=False)
         except (OSError, RuntimeError) as err:
             if not _is_build_failure(err):
                 raise
