@@ -129,7 +129,8 @@ def test_resume_after_sigkill_matches_uninterrupted(smoke_run, tmp_path):
     done_at_kill = len(list(out.glob("runs/*/DONE")))
     assert 0 < done_at_kill < N_TUNE + N_EVAL, "the kill must land mid-sweep"
     resumed = run_bench("run", "smoke", "--out", str(out), "--workers", "2")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    failures = {p.parent.name: p.read_text()[-1500:] for p in out.glob("runs/*/FAILED")}
+    assert resumed.returncode == 0, f"{resumed.stderr[-2000:]}\nFAILED records: {failures}"
     runs = pd.read_parquet(out / "runs.parquet")
     assert len(runs) == N_TUNE + N_EVAL and runs["run_id"].is_unique
     pd.testing.assert_frame_equal(comparable_results(out), comparable_results(reference),
