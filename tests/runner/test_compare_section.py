@@ -140,3 +140,12 @@ def test_a_per_task_margin_by_name_covers_every_variant_and_a_label_wins():
         parse_suite(suite + section.replace("{diabetes:", "{diabetis:"), source="s.yaml")
     assert err.value.key == "compare.per_task" and "['diabetis'] are not tasks" in err.value.problem
     assert "'diabetes'" in err.value.problem and "'diabetes[n_train=300]'" in err.value.problem
+
+
+def test_a_wide_relative_margin_is_allowed_and_said_once(caplog):
+    with caplog.at_level("WARNING", logger="annealbench.common.compare"):
+        assert Margin("relative", 0.37) == Margin("relative", 0.37)
+        Margin("relative", 0.2)
+    warned = [r.getMessage() for r in caplog.records]
+    assert warned == ["relative margin 0.37 allows a difference of 37 % of the reference's value to count "
+                      "as equivalent"]

@@ -43,6 +43,7 @@ COMPARE_KEYS = ("references", "pairs", "margin", "per_task")
 # allowed but logged: few readers would call a 20 % difference negligible.
 MAX_RELATIVE = 1.0
 WIDE_RELATIVE = 0.2
+_WARNED_WIDE: set[float] = set()
 
 
 class CompareError(ValueError):
@@ -72,7 +73,8 @@ class Margin:
                                f"is a fraction of the reference's value and must be < {MAX_RELATIVE:g}, got "
                                f"{self.value!r} (= {100 * self.value:g} %); for {self.value:g} % write "
                                f"{self.value / 100:g}")
-        if self.kind == "relative" and self.value > WIDE_RELATIVE:
+        if self.kind == "relative" and self.value > WIDE_RELATIVE and self.value not in _WARNED_WIDE:
+            _WARNED_WIDE.add(self.value)  # once per value and process: a suite builds its margins often
             log.warning("relative margin %g allows a difference of %g %% of the reference's value to "
                         "count as equivalent", self.value, 100 * self.value)
 
