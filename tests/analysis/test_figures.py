@@ -258,3 +258,33 @@ def test_smoke_suite_report_figures_are_unclipped_paper_files(tmp_path):
         from PIL import Image
         with Image.open(png) as image:
             assert round(image.info["dpi"][0]) == style.PNG_DPI
+
+
+def test_task_titles_drop_the_measuring_cadence_only_where_labels_stay_distinct():
+    budgets = ["digits[log_every=15,max_steps=300,val_every=15]", "digits[log_every=60,max_steps=1200,val_every=60]",
+               "quadratic"]
+    assert style.task_titles(budgets) == {budgets[0]: "digits[max_steps=300]", budgets[1]: "digits[max_steps=1200]",
+                                          "quadratic": "quadratic"}
+    cadences = ["digits[val_every=5]", "digits[val_every=10]"]
+    assert style.task_titles(cadences) == {c: c for c in cadences}
+    assert style.titled("digits", ": against adamw", 48) == "digits: against adamw"
+    assert style.titled("a" * 40, ": against adamw[window=cosine]", 48) == "a" * 40 + "\nagainst adamw[window=cosine]"
+
+
+def test_a_suite_at_two_budgets_draws_every_title_inside_its_figure(tmp_path):
+    """Three tasks at two budgets each, labelled as the broad suite labels them (max_steps and the
+    measuring cadence): three panels a row, the right-hand titles inside the page."""
+    from tests.analysis.synthetic import Arm, write_arms_store
+
+    arms = (Arm("muphi", (("window", "cosine"),), lambda r: 2.0 - r),
+            Arm("muphi", (("plateau", 0.6), ("warmup", 0.05), ("window", "linear")), lambda r: 2.0 - r))
+    tasks = tuple((name, {"max_steps": steps, "val_every": steps // 20, "log_every": steps // 20}, None)
+                  for name in ("breast-cancer", "sparse-parity", "digits") for steps in (300, 1200))
+    root = write_arms_store(tmp_path / "store", tasks, arms, n_seeds=4,
+                            compare={"references": ["muphi[window=cosine]"], "margin": {"relative": 0.02}})
+    store = load_store(root)
+    figures = build_figures(analyse(store), None, grid=None)
+    for name, fig in figures.items():
+        assert style.clipped(fig) == [], name
+    titles = [ax.get_title() for ax in figures["b_curves"].axes if ax.get_title()]
+    assert "sparse-parity[\nmax_steps=1200]" in titles and not any("val_every" in t for t in titles)

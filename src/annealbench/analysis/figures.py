@@ -51,13 +51,14 @@ def convergence(a: Analysis, looks: dict) -> Figure:
     """(b) Evaluation curves per task with pointwise bands; the strip under each panel marks
     where a configuration differs from the reference (sign-flip max-T)."""
     tasks = list(a.curves)
+    titles = style.task_titles(tasks)
     fig, panels, strips = panel_grid(len(tasks), strip=True)
     for ax, strip, task in zip(panels, strips, tasks):
         draw_curves(ax, a.curves[task], looks, a.options.level)
         strip.sharex(ax)
         significance_strip(strip, a, task, looks)
         ax.tick_params(labelbottom=False)
-        ax.set_title(style.wrap_label(task, style.PANEL_CHARS))
+        ax.set_title(style.wrap_label(titles[task], style.PANEL_CHARS))
         ax.set_ylabel(a.metric_axis)
     legend_below(fig, panels)
     fig.suptitle(f"(b) {a.options.metric}: mean over seeds, pointwise {100 * a.options.level:g}% band; "
@@ -68,9 +69,10 @@ def convergence(a: Analysis, looks: dict) -> Figure:
 def training_curves(curves: dict[str, TaskCurves], looks: dict, level: float) -> Figure:
     """(b′) Training loss per task from the logged steps, mean over seeds with pointwise bands."""
     fig, panels, _ = panel_grid(len(curves))
+    titles = style.task_titles(curves)
     for ax, (task, tc) in zip(panels, curves.items()):
         draw_curves(ax, tc, looks, level)
-        ax.set_title(style.wrap_label(task, style.PANEL_CHARS))
+        ax.set_title(style.wrap_label(titles[task], style.PANEL_CHARS))
         ax.set_xlabel("step")
         ax.set_ylabel(TRAIN_METRIC)
     legend_below(fig, panels)
@@ -105,6 +107,7 @@ def forest(a: Analysis, looks: dict) -> Figure:
     rows = verdict_differences(a)
     rows = rows[rows["test"] != NO_TEST]
     panels = list(dict.fromkeys(zip(rows["reference"], rows["task"])))
+    titles = style.task_titles(dict.fromkeys(t for _, t in panels))
     sizes = [int(((rows["reference"] == r) & (rows["task"] == t)).sum()) for r, t in panels]
     fig = Figure(figsize=(style.PAGE_IN, 1.1 + sum(0.22 * k + 0.45 for k in sizes) if panels else 1.6))  # 3-line x label
     if not panels:
@@ -136,7 +139,9 @@ def forest(a: Analysis, looks: dict) -> Figure:
         linthresh = outlier_scale(ax, np.c_[low, high])
         ax.set_ylim(len(g) - 0.5, -0.5)
         scale = f" (log beyond ±{linthresh:g}%)" if linthresh else ""
-        ax.set_title(f"{style.wrap_label(task, style.HALF_CHARS)}: against {ref}{scale}", loc="left")
+        ax.set_title(style.titled(style.wrap_label(titles[task], style.HALF_CHARS),
+                                  f": against {style.wrap_label(ref, style.HALF_CHARS)}{scale}",
+                                  style.HALF_CHARS), loc="left")
     units = "; metric units where the median is unknown" if set(rows["unit"]) - {"%"} else ""
     fig.supxlabel(f"final {a.options.metric}: configuration against reference, in %\n(the ratio's change on "
                   f"log-ratio rows, of the reference's median on difference rows{units})\nthe verdict's "
@@ -213,6 +218,7 @@ def lr_sensitivity(a: Analysis, table: pd.DataFrame, looks: dict) -> Figure:
     """(g) Tune stage: median final value over seeds against the learning rate; × marks a
     learning rate at which some run diverged."""
     tasks = sorted(table["task"].unique())
+    titles = style.task_titles(tasks)
     fig, panels, _ = panel_grid(len(tasks))
     for ax, task in zip(panels, tasks):
         part = table[table["task"] == task]
@@ -228,7 +234,7 @@ def lr_sensitivity(a: Analysis, table: pd.DataFrame, looks: dict) -> Figure:
             ax.set_yscale("log")
         ax.set_xlabel("learning rate / μ")
         ax.set_ylabel(f"median final {a.metric_axis}")
-        ax.set_title(style.wrap_label(task, style.PANEL_CHARS))
+        ax.set_title(style.wrap_label(titles[task], style.PANEL_CHARS))
     legend_below(fig, panels)
     fig.suptitle("(g) Learning-rate sensitivity (tune stage; ×: a run diverged)")
     return fig

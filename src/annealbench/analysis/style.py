@@ -33,7 +33,7 @@ COLUMN_IN = 3.4  # width of one column of a two-column paper, inches
 PAGE_IN = 7.0  # width of both columns
 PNG_DPI = 200
 # Characters of a label per line (`wrap_label`), by the width it is drawn in at 7.5-8 pt.
-PANEL_CHARS = 30  # a panel of a three-a-row grid (PAGE_IN / 3), or a row label beside one
+PANEL_CHARS = 26  # a panel of a three-a-row grid (PAGE_IN / 3), or a row label beside one
 HALF_CHARS = 48  # a panel of a two-a-row grid
 LINE_STYLES = ("-", "--", "-.", ":")
 PAPER_RC = {
@@ -116,6 +116,35 @@ def wrap_label(label: str, width: int, max_lines: int = 3) -> str:
             lines[-1] = lines[-1][:width - len(more)] + more
             break
     return "\n".join(lines)
+
+
+CADENCE_KEYS = frozenset({"log_every", "val_every"})  # how often a run is measured, not what it trains
+
+
+def task_titles(tasks) -> dict[str, str]:
+    """Each task label as a figure titles it: without its measuring cadence (`log_every`,
+    `val_every`) wherever the labels stay distinct without it, so a budget reads
+    `digits[max_steps=1200]` and a panel title fits its panel."""
+    def short(label: str) -> str:
+        try:
+            name, items = parse_label(label)
+        except ValueError:
+            return label
+        kept = [(k, v) for k, v in items if k not in CADENCE_KEYS]
+        return f"{name}[{','.join(f'{k}={v}' for k, v in kept)}]" if kept else name
+
+    tasks = list(tasks)
+    shortened = {t: short(t) for t in tasks}
+    return shortened if len(set(shortened.values())) == len(tasks) else {t: t for t in tasks}
+
+
+def titled(head: str, tail: str, width: int) -> str:
+    """`head` (already wrapped) followed by `tail`: on its last line when that fits in `width`,
+    else on a line of its own (without its leading `: `)."""
+    last = head.rsplit("\n", 1)[-1]
+    if len(last) + len(tail) <= width:
+        return head + tail
+    return head + "\n" + tail.removeprefix(": ")
 
 
 def store_provenance(root: Path, commits) -> Provenance:
