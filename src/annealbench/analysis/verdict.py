@@ -346,7 +346,7 @@ def random_effects(estimates: np.ndarray, variances: np.ndarray) -> tuple[float,
     k = y.size
     if k < 3 or not (np.isfinite(y).all() and np.isfinite(v).all()):
         return math.nan, math.nan, math.nan
-    v = np.maximum(v, 1e-12 * max(float(np.max(v)), 1.0))  # a task whose seeds agree exactly (1 margin: the unit)
+    v = np.maximum(v, 1e-12 * max(float(np.max(v)), 1.0))  # seeds that agree exactly; 1 margin: the unit
     with np.errstate(all="ignore"):  # I² of a perfectly homogeneous set divides by zero; unused here
         fit = combine_effects(y, v, method_re="pm")
     tau2 = max(0.0, float(fit.tau2))

@@ -6,9 +6,9 @@ tensors that is 5-10 % of a 10M-parameter step on a small CPU, the gap to
 `torch.optim.AdamW(fused=True)` (itself one C++ call). This operator is that one call for MuPhi.
 
 It is built the way torch extensions are built: `torch.utils.cpp_extension.load`, torch's build
-cache (`$TORCH_EXTENSIONS_DIR`, else `~/.cache/torch_extensions`), torch's tensors and `at::parallel_for` (torch's intra-op threads;
-the kernel links torch's OpenMP runtime, not a second one), versions bumped as an in-place op
-bumps them. The build targets the machine's CPU (`-march=native`); the extension's name carries
+cache (`$TORCH_EXTENSIONS_DIR`, else `~/.cache/torch_extensions`), torch's tensors and
+`at::parallel_for` (torch's intra-op threads; the kernel links torch's OpenMP runtime, not a
+second one), versions bumped as an in-place op bumps them. The build targets the machine's CPU (`-march=native`); the extension's name carries
 a hash of the CPU model and flags, so a cluster sharing a home directory builds once per node
 type. Only a failed build (`BuildFailed`: no compiler, no ninja, a compile error, an unwritable
 cache) makes MuPhi take another path; every other error propagates.
