@@ -114,3 +114,17 @@ def test_a_lock_left_by_a_killed_build_is_removed_not_waited_on(tmp_path) -> Non
     assert proc.returncode == 0, out
     assert f"removing {stale}" in out and not stale.exists(), out
     assert "PATH reference" in out, out
+
+
+def test_the_build_name_follows_the_paths_in_the_build_command(monkeypatch, tmp_path) -> None:
+    """A second checkout (another source path) or environment (another torch directory) gets
+    its own build folder, so the two never rebuild in turn."""
+    from annealbench.optimizers import native
+
+    here = native.build_name()
+    assert here == native.build_name() and here.startswith("annealbench_muphi_step_")
+    monkeypatch.setattr(native, "SOURCE", tmp_path / "_fused_step.cpp")
+    elsewhere = native.build_name()
+    monkeypatch.undo()
+    monkeypatch.setattr(native.torch, "__file__", str(tmp_path / "torch" / "__init__.py"))
+    assert len({here, elsewhere, native.build_name()}) == 3

@@ -8,10 +8,11 @@ tensors that is 5-10 % of a 10M-parameter step on a small CPU, the gap to
 It is built the way torch extensions are built: `torch.utils.cpp_extension.load`, torch's build
 cache (`$TORCH_EXTENSIONS_DIR`, else `~/.cache/torch_extensions`), torch's tensors and
 `at::parallel_for` (torch's intra-op threads; the kernel links torch's OpenMP runtime, not a
-second one), versions bumped as an in-place op bumps them. The build targets the machine's CPU (`-march=native`); the extension's name carries
-a hash of the CPU model and flags, so a cluster sharing a home directory builds once per node
-type. Only a failed build (`BuildFailed`: no compiler, no ninja, a compile error, an unwritable
-cache) makes MuPhi take another path; every other error propagates.
+second one), versions bumped as an in-place op bumps them. The build targets the machine's CPU
+(`-march=native`); the extension's name carries a hash of the CPU model and flags and of the
+paths in its build command (`build_name`), so a cluster sharing a home directory builds once per
+node type and environment. Only a failed build (`BuildFailed`: no compiler, no ninja, a compile
+error, an unwritable cache) makes MuPhi take another path; every other error propagates.
 
 Processes that build at once take turns under a kernel file lock (`flock` on a sibling
 `NAME.flock`), which the kernel releases however its holder dies. Torch's own lock is a plain
@@ -74,8 +75,12 @@ def _is_build_failure(err: BaseException) -> bool:
 
 
 def build_name() -> str:
-    """The extension's name: the kernel's, with a hash of the CPU it is built for."""
-    return f"annealbench_muphi_step_{hashlib.sha256(_cpu_fingerprint().encode()).hexdigest()[:12]}"
+    """The extension's name: the kernel's, with a hash of what its build command holds: the CPU
+    it is built for, the source's path, the flags and torch's directory (its headers and
+    libraries), each as this process spells it. Two checkouts, or two environments, then build
+    once each, instead of rebuilding in turn whenever the other one built last."""
+    parts = [_cpu_fingerprint(), str(SOURCE), *CFLAGS, str(Path(torch.__file__).parent)]
+    return f"annealbench_muphi_step_{hashlib.sha256(chr(0).join(parts).encode()).hexdigest()[:12]}"
 
 
 def _build_directory(name: str) -> Path:
