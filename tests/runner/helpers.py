@@ -18,6 +18,9 @@ def bench_env() -> dict[str, str]:
     env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="offline", WANDB_SILENT="true",
                PYTHONUNBUFFERED="1")
     env.pop("WANDB_API_KEY", None)
+    # A command started here is a job of its own: it does not join a W&B service this test
+    # process started (the workers drop it anyway; `annealbench train` runs W&B in-process).
+    env.pop("WANDB_SERVICE", None)
     return env
 
 

@@ -130,10 +130,7 @@ def test_run_killed_after_checkpoint_resumes_its_wandb_run(tmp_path):
     the second continues after the checkpoint's step, and the summary covers the whole run."""
     spec = spec_of(task_overrides=(("max_steps", 1500), ("val_every", 100)))
     run_dir = tmp_path / "killed"
-    env = bench_env()
-    # its own wandb service, as a separate job has: one inherited from this process would
-    # outlive the kill and keep holding the W&B run
-    env.pop("WANDB_SERVICE", None)
+    env = bench_env()  # without this process's W&B service, which would outlive the kill
     proc = subprocess.Popen([sys.executable, "-c", KILLED_AFTER_CHECKPOINT.format(spec=spec.to_json()),
                              str(run_dir)], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -170,3 +167,30 @@ def test_run_restarted_from_scratch_drops_the_earlier_wandb_files(tmp_path):
     (run_dir / "DONE").unlink()
     assert execute_run(spec, run_dir, options, {}).status == "done"
     assert len(offline_runs(run_dir)) == 1
+
+
+ONE_RUN_SUITE = """
+name: one
+preset: smoke
+tasks: [diabetes]
+optimizers:
+  - {name: muphi, hparams: {window: linear}, lr: [1.0e-2]}
+seeds: {eval: [1]}
+"""
+
+
+def test_sweep_workers_start_a_wandb_service_of_their_own(tmp_path):
+    """A sweep started from a process that exported WANDB_SERVICE (a notebook, a test session that
+    used W&B) does not hand that service to its workers: it outlives a killed worker and holds the
+    worker's W&B run, so the run's next attempt was refused ("run ID … is in use"). Here the
+    inherited token names no service at all, so a worker that joined it would fail its run."""
+    from tests.runner.helpers import run_bench
+
+    suite = tmp_path / "one.yaml"
+    suite.write_text(ONE_RUN_SUITE)
+    env = bench_env() | {"WANDB_SERVICE": "no-such-service-token"}
+    proc = run_bench("run", str(suite), "--out", str(tmp_path / "out"), "--workers", "1", env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = pd.read_parquet(tmp_path / "out" / "runs.parquet")
+    assert list(runs["status"]) == ["done"]
+    assert len(list((tmp_path / "out" / "runs").glob("*/wandb/offline-run-*"))) == 1  # W&B did log it

@@ -10,7 +10,9 @@ so a killed sweep leaves no orphan writing into the results directory. A run on 
 devices runs in a process group of its own (`annealbench.runner.launch.processes.run_in_subprocess`), whose id its
 worker sends the driver: a timeout, a worker's death or closing the pool kills that group along
 with the worker, so no rank is left running (and each of its processes dies with its parent
-too). Each worker may be pinned to its own GPU(s) through `CUDA_VISIBLE_DEVICES`, set before it
+too). Each worker starts a W&B service of its own (`own_wandb_service`): one inherited from the
+driver's environment would outlive a killed worker and hold its W&B run. Each worker may be
+pinned to its own GPU(s) through `CUDA_VISIBLE_DEVICES`, set before it
 imports torch.
 
 Ctrl-C belongs to the driver: workers start with SIGINT blocked and then ignore it (a terminal
@@ -32,7 +34,8 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Callable
 
-from annealbench.runner.launch.processes import die_with_parent, kill_process_group, run_in_subprocess
+from annealbench.runner.launch.processes import (die_with_parent, kill_process_group, own_wandb_service,
+                                                   run_in_subprocess)
 from annealbench.runner.run.execute import RunOptions
 from annealbench.runner.run.job import Job, Run
 from annealbench.runner.store.results_store import Outcome, RunFolder
@@ -62,6 +65,7 @@ def _worker_main(conn: Connection, threads: int, environment: dict[str, Any],
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver stops its workers (module doc)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     die_with_parent()
+    own_wandb_service()
     if cuda_devices is not None:  # before torch is imported: this worker's device(s) only
         os.environ["CUDA_VISIBLE_DEVICES"] = cuda_devices
     if log_dir is not None:  # library chatter goes to a file, not over the sweep's display

@@ -40,6 +40,19 @@ def die_with_parent(parent: int | None = None) -> None:
         os._exit(1)
 
 
+WANDB_SERVICE = "WANDB_SERVICE"  # W&B's token for a service process to share (wandb.env.SERVICE)
+
+
+def own_wandb_service() -> None:
+    """Make this worker start a W&B service of its own, not join one it inherited.
+
+    A process that used W&B (a notebook, a test session, a driver) exports `WANDB_SERVICE`, and
+    every process started from it then shares that process's W&B service. That service outlives
+    a killed worker and keeps the worker's W&B run open for a while, so the run's next attempt,
+    which reuses the run id, was refused ("run ID … is in use") and recorded failed."""
+    os.environ.pop(WANDB_SERVICE, None)
+
+
 def kill_process_group(pgid: int | None) -> None:
     """SIGKILL every process of the process group `pgid` (none left: nothing to do)."""
     if pgid is None:

@@ -57,6 +57,7 @@ from annealbench.runner.errors import MissingSystemError
 from annealbench.runner.run.execute import RunOptions
 from annealbench.runner.store.ledger import Ledger, Submission, TaskState
 from annealbench.runner.launch.pool import Event
+from annealbench.runner.launch.processes import own_wandb_service
 from annealbench.runner.run.job import Job, Run
 from annealbench.runner.store.results_store import FINISHED, Outcome, RunFolder
 
@@ -240,6 +241,7 @@ class ArrayTask:
     def __call__(self, items: list[tuple[Job, tuple[int, ...]]]) -> list[tuple[str, str]]:
         from annealbench.runner.run.execute import execute_job, quiet_lightning
 
+        own_wandb_service()  # the submitting shell's, if any, is on another machine
         threads = int(os.environ.get("SLURM_CPUS_PER_TASK") or self.threads)
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             os.environ[var] = str(threads)
