@@ -10,9 +10,8 @@ the seed term is shared by every configuration (paired runs) and `run` is the pe
 
 from __future__ import annotations
 
-import math
-
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 

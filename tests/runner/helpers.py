@@ -13,6 +13,16 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[2]
 TIMING = ("time/elapsed_s",)  # wall-clock metrics: the only values allowed to differ
 
+# The smallest sweep that starts a worker: one task, one configuration, two evaluation seeds.
+TINY_SUITE = """
+name: tiny
+preset: smoke
+tasks: [diabetes]
+optimizers:
+  - {name: adamw, hparams: {window: cosine}, lr: [1.0e-2]}
+seeds: {eval: [10, 11]}
+"""
+
 
 def bench_env() -> dict[str, str]:
     env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="offline", WANDB_SILENT="true",

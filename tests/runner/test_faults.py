@@ -17,6 +17,7 @@ from annealbench.runner.store.results_store import ResultsStore
 from annealbench.runner.suite.suite import load_suite
 from annealbench.runner.sweep import SweepOptions, cpu_count, run_sweep
 from annealbench.common.store_schema import folder_name
+from tests.runner.helpers import TINY_SUITE
 
 
 def spec(task="quadratic", seed=10, **hparams) -> RunSpec:
@@ -50,19 +51,9 @@ def test_crash_and_worker_death_are_recorded_and_retried(tmp_path):
     assert sum(k == "finished" for k, _ in events) == len(jobs)
 
 
-TINY = """
-name: tiny
-preset: smoke
-tasks: [diabetes]
-optimizers:
-  - {name: adamw, hparams: {window: cosine}, lr: [1.0e-2]}
-seeds: {eval: [10, 11]}
-"""
-
-
 def test_failed_run_is_retried_on_the_next_run_up_to_max_retries(tmp_path, capsys):
     """A real sweep; one run's record says two attempts failed; later `annealbench run`s retry it."""
-    (tmp_path / "tiny.yaml").write_text(TINY)
+    (tmp_path / "tiny.yaml").write_text(TINY_SUITE)
     suite = load_suite(tmp_path / "tiny.yaml")
     out = tmp_path / "out"
     first = run_sweep(suite, SweepOptions(out=out, workers=1, wandb="disabled"))

@@ -17,7 +17,7 @@ import torch
 from annealbench.runner.run.execute import RunOptions, execute_run
 from annealbench.runner.suite.run_spec import RunSpec
 from annealbench.common.wandb_names import MAX_TAG_CHARS, STEP_METRIC, wandb_run_id
-from tests.runner.helpers import ROOT, bench_env, wandb_records
+from tests.runner.helpers import ROOT, TINY_SUITE, bench_env, run_bench, wandb_records
 
 LONG_HPARAMS = (("beta", 0.912345678), ("decoupled_weight_decay", True), ("eps", 1.23456789e-09),
                 ("eta", 0.0987654321), ("gamma", 0.123456789), ("numerator_beta", 0.987654321),
@@ -169,28 +169,17 @@ def test_run_restarted_from_scratch_drops_the_earlier_wandb_files(tmp_path):
     assert len(offline_runs(run_dir)) == 1
 
 
-ONE_RUN_SUITE = """
-name: one
-preset: smoke
-tasks: [diabetes]
-optimizers:
-  - {name: muphi, hparams: {window: linear}, lr: [1.0e-2]}
-seeds: {eval: [1]}
-"""
-
-
 def test_sweep_workers_start_a_wandb_service_of_their_own(tmp_path):
     """A sweep started from a process that exported WANDB_SERVICE (a notebook, a test session that
     used W&B) does not hand that service to its workers: it outlives a killed worker and holds the
     worker's W&B run, so the run's next attempt was refused ("run ID … is in use"). Here the
-    inherited token names no service at all, so a worker that joined it would fail its run."""
-    from tests.runner.helpers import run_bench
-
-    suite = tmp_path / "one.yaml"
-    suite.write_text(ONE_RUN_SUITE)
+    inherited token names no service at all, so a worker that joined it would fail its runs."""
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(TINY_SUITE)
     env = bench_env() | {"WANDB_SERVICE": "no-such-service-token"}
     proc = run_bench("run", str(suite), "--out", str(tmp_path / "out"), "--workers", "1", env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = pd.read_parquet(tmp_path / "out" / "runs.parquet")
-    assert list(runs["status"]) == ["done"]
-    assert len(list((tmp_path / "out" / "runs").glob("*/wandb/offline-run-*"))) == 1  # W&B did log it
+    assert list(runs["status"]) == ["done", "done"]
+    for folder in (tmp_path / "out" / "runs").iterdir():  # W&B did log each run
+        assert len(list(folder.glob("wandb/offline-run-*"))) == 1, folder

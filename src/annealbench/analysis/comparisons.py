@@ -48,11 +48,10 @@ from annealbench.analysis.verdict import (ALL_TASKS, BUDGET_SCOPE, CAP, DIFFEREN
                               PairStats, across_claim, across_tasks, capped, decide_family, direction,
                               itt_differences, pair_stats, seeds_for_equivalence, survivor_differences)
 from annealbench.common.compare import DEFAULT, Comparison, CompareError, Margin, comparison_from_dict
-from annealbench.common.store_schema import parse_label, task_label
+from annealbench.common.store_schema import BUDGET_KEYS, parse_label, task_label
 
 COMPARE_FILE = "compare.json"
 ALL_TASKS_RULE = "1 = each task's own margin (differences divided by it)"
-BUDGET_KEYS = frozenset({"max_steps", "val_every", "log_every"})  # what a budget changes
 BUDGET_RULE = ("1 = each task's own margin; per task the difference at its longest budget minus "
                "the one at its shortest")
 DIVERGED_LEVEL = 0.95  # Clopper–Pearson interval of a divergence rate

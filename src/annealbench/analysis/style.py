@@ -26,7 +26,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
-from annealbench.common.store_schema import parse_label  # noqa: E402
+from annealbench.common.store_schema import CADENCE_KEYS, parse_label, task_label  # noqa: E402
 
 log = logging.getLogger(__name__)
 COLUMN_IN = 3.4  # width of one column of a two-column paper, inches
@@ -118,9 +118,6 @@ def wrap_label(label: str, width: int, max_lines: int = 3) -> str:
     return "\n".join(lines)
 
 
-CADENCE_KEYS = frozenset({"log_every", "val_every"})  # how often a run is measured, not what it trains
-
-
 def task_titles(tasks) -> dict[str, str]:
     """Each task label as a figure titles it: without its measuring cadence (`log_every`,
     `val_every`) wherever the labels stay distinct without it, so a budget reads
@@ -130,8 +127,7 @@ def task_titles(tasks) -> dict[str, str]:
             name, items = parse_label(label)
         except ValueError:
             return label
-        kept = [(k, v) for k, v in items if k not in CADENCE_KEYS]
-        return f"{name}[{','.join(f'{k}={v}' for k, v in kept)}]" if kept else name
+        return task_label(name, tuple((k, v) for k, v in items if k not in CADENCE_KEYS))
 
     tasks = list(tasks)
     shortened = {t: short(t) for t in tasks}

@@ -75,10 +75,9 @@ def resolution_table(a: Analysis) -> pd.DataFrame:
     interval fits inside ±margin (half-width < margin): where it does not, 30 seeds (say) can call
     a configuration better or worse, but never equivalent, and the margin is finer than the task
     resolves. Empty when the analysis has no per-task verdict rows."""
-    verdict = getattr(a, "verdict", None)
-    if not isinstance(verdict, pd.DataFrame) or verdict.empty:
+    if a.verdict.empty:
         return pd.DataFrame(columns=list(RESOLUTION_COLUMNS))
-    rows = verdict[verdict["scope"].map(is_task_scope)]
+    rows = a.verdict[a.verdict["scope"].map(is_task_scope)]
     rows = rows.assign(half=(rows["ci_high"] - rows["ci_low"]) / 2)
     rows = rows[np.isfinite(rows["half"].to_numpy(float))]
     out = []

@@ -350,8 +350,7 @@ def random_effects(estimates: np.ndarray, variances: np.ndarray) -> tuple[float,
     with np.errstate(all="ignore"):  # I² of a perfectly homogeneous set divides by zero; unused here
         fit = combine_effects(y, v, method_re="pm")
     tau2 = max(0.0, float(fit.tau2))
-    mu = float(fit.mean_effect_re)
-    return mu, math.sqrt(tau2), math.sqrt(tau2 + 1.0 / float(np.sum(1.0 / (v + tau2))))
+    return float(fit.mean_effect_re), math.sqrt(tau2), math.sqrt(tau2 + float(fit.var_eff_w_re))
 
 
 def prediction_interval(mu: float, s_pred: float, k: int, alpha: float) -> tuple[float, float]:

@@ -65,6 +65,10 @@ FAILURE_REASONS = ("error", "timeout", "worker_died")
 # --- identity ---------------------------------------------------------------------------------
 
 NON_IDENTITY_OVERRIDES = frozenset({"data_dir", "download"})
+# Overrides that set how often a run is measured, not what it trains; with `max_steps`, what a
+# budget of a task changes (a suite may run a task at several budgets).
+CADENCE_KEYS = frozenset({"val_every", "log_every"})
+BUDGET_KEYS = CADENCE_KEYS | {"max_steps"}
 _RESERVED = set("%/[],=")
 MAX_FOLDER_BYTES = 255
 _SLUG_BYTES = 180

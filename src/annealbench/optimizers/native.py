@@ -29,7 +29,6 @@ import logging
 import os
 import platform
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -84,16 +83,11 @@ def build_name() -> str:
 
 
 def _build_directory(name: str) -> Path:
-    """Where torch builds `name`: under `$TORCH_EXTENSIONS_DIR` if set, else under its default
-    root in a folder per Python and CUDA flavour (`py311_cpu`)."""
+    """`name`'s folder in torch's build cache: `$TORCH_EXTENSIONS_DIR`, else torch's default root
+    (`build_name` already tells environments apart)."""
     from torch.utils import cpp_extension
 
-    root = os.environ.get("TORCH_EXTENSIONS_DIR")
-    if root is None:
-        flavour = f"cu{torch.version.cuda.replace('.', '')}" if torch.version.cuda else "cpu"
-        root = os.path.join(cpp_extension.get_default_build_root(),
-                            f"py{sys.version_info.major}{sys.version_info.minor}_{flavour}")
-    path = Path(root) / name
+    path = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root()) / name
     path.mkdir(parents=True, exist_ok=True)
     return path
 
