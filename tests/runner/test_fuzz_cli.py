@@ -189,3 +189,19 @@ def test_suite_sizes_load_or_are_refused_in_bounded_memory(text, max_runs):
         assert max(suite.tune_seeds + suite.eval_seeds) < 2**63
     else:
         assert peak < 16 << 20  # refused from the declared sizes: nothing of their size built
+
+
+def test_a_log_grid_too_fine_for_its_digits_is_refused_at_its_first_repeat():
+    """462k points from 1e-3 to 1e-1 round (6 significant digits) to a repeat at the 307th: the
+    suite is refused there, before the rest of the grid is built."""
+    text = SUITE.format(tasks="[quadratic]", num=461976, tune_first=1, tune_count=1,
+                        eval_first=10, eval_count=1)
+    tracemalloc.start()
+    try:
+        with pytest.raises(SuiteError) as err:
+            parse_suite(text, source="fuzz.yaml", max_runs=10**6)
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert "repeats a value: 0.00100305" in err.value.problem and "lower num" in err.value.problem
+    assert peak < 1 << 20

@@ -350,7 +350,14 @@ def _lr_grid(raw: Any, source: str, key: str) -> tuple[float, ...]:
         if num == 1:
             return (low,)
         ratio = math.log(high / low) / (num - 1)
-        grid = [float(f"{low * math.exp(ratio * j):.6g}") for j in range(num)]
+        grid = []
+        for j in range(num):  # increasing, so a repeat is the value before: refused on sight
+            value = float(f"{low * math.exp(ratio * j):.6g}")
+            if grid and value == grid[-1]:
+                raise SuiteError(source, key, f"repeats a value: {value:g} (its {num} points, each "
+                                              f"rounded to 6 significant digits, are too close; "
+                                              f"lower num)")
+            grid.append(value)
     elif isinstance(raw, list):
         if not raw:
             raise SuiteError(source, key, "is an empty grid; give ≥ 1 learning rate")
